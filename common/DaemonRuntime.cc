@@ -1,0 +1,163 @@
+// Shared daemon lifecycle.
+#include "common/DaemonRuntime.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "common/ConfigSchema.h"
+#include "common/Logging.h"
+
+namespace dspy {
+
+const char* version() { return DSPY_VERSION; }
+
+std::variant<DaemonArgs, int> parseDaemonArgs(int argc, char** argv, const DaemonInfo& info) {
+  DaemonArgs args;
+  bool explicit_config = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::printf(
+          "%s: %s\n\n"
+          "usage: %s [--config FILE] [--check-config]\n"
+          "  --config FILE    YAML config (default: $%s, else %s if it exists, else built-in defaults)\n"
+          "  --check-config   validate the config (file and environment) and exit\n"
+          "  --version        print the version and exit\n",
+          info.name.c_str(), info.summary.c_str(), info.name.c_str(), info.config_env.c_str(),
+          info.default_config.c_str());
+      return 0;
+    }
+    if (a == "--version") {
+      std::printf("%s %s\n", info.name.c_str(), version());
+      return 0;
+    }
+    if (a == "--check-config") {
+      args.check_only = true;
+    } else if (a == "--config" && i + 1 < argc) {
+      args.config_file = argv[++i];
+      explicit_config = true;
+    } else if (a.rfind("--config=", 0) == 0) {
+      args.config_file = a.substr(9);
+      explicit_config = true;
+    } else {
+      std::fprintf(stderr, "%s: unknown argument '%s' (try --help)\n", info.name.c_str(), a.c_str());
+      return 2;
+    }
+  }
+  if (!explicit_config) {
+    if (const char* env = std::getenv(info.config_env.c_str()); env != nullptr && *env != '\0') {
+      args.config_file = env;
+    } else if (access(info.default_config.c_str(), R_OK) == 0) {
+      args.config_file = info.default_config;
+    }
+  }
+  return args;
+}
+
+DaemonRuntime::DaemonRuntime(std::string name, const ServerConfig& cfg)
+    : name_(std::move(name)),
+      cfg_(cfg),
+      auth_(std::make_shared<TokenAuth>()),
+      metrics_(name_, version()),
+      grpc_(GrpcServer::Options{cfg.grpc_address, cfg.grpc_max_message_bytes, cfg.tls}, auth_),
+      http_(HttpServer::Options{cfg.http_address, cfg.http_max_body_bytes, cfg.tls}, auth_, metrics_) {
+  auth_->setToken(cfg.auth_token);
+  Metrics* m = &metrics_;
+  http_.route("GET", "/metrics", [m](const HttpRequest&) {
+    return HttpResponse{200, m->render(), Metrics::kContentType};
+  });
+  http_.route(
+      "GET", "/health",
+      [this](const HttpRequest&) {
+        HealthReport report = health_ ? health_() : HealthReport{};
+        nlohmann::json body = {
+            {"status", report.status},
+            {"daemon", name_},
+            {"version", version()},
+            {"uptime_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()},
+            {"components", report.components},
+        };
+        return HttpResponse{report.status == "down" ? 503 : 200, body.dump(), "application/json"};
+      },
+      /*is_public=*/true);
+}
+
+void setupLoggingFor(const ServerConfig& cfg, const std::string& daemon) { setupLogging(cfg.log, daemon); }
+
+int reportStartFailure(const std::string& why) {
+  spdlog::critical("cannot start: {}", why);
+  return 1;
+}
+
+DaemonRuntime::~DaemonRuntime() { stop(); }
+
+Status DaemonRuntime::start() {
+  if (Status s = grpc_.start(); !s.ok()) return s;
+  if (Status s = http_.start(); !s.ok()) {
+    grpc_.shutdown(std::chrono::milliseconds(0));
+    return s;
+  }
+  grpc_.setServing(true);
+  spdlog::info("{} {} serving gRPC on {} (port {}), HTTP on {} (port {}){}{}", name_, version(), cfg_.grpc_address,
+               grpc_.port(), cfg_.http_address, http_.port(), cfg_.tls.enabled() ? ", TLS" : "",
+               cfg_.auth_token.empty() ? "" : ", bearer token required");
+  return Status::Ok();
+}
+
+void DaemonRuntime::applyReload(const ServerConfig& next) {
+  setupLogging(next.log, name_);
+  auth_->setToken(next.auth_token);
+  auto warn = [&](const char* key, bool changed) {
+    if (changed) spdlog::warn("reload: '{}' changed; it takes effect after a restart", key);
+  };
+  warn("grpc.address", next.grpc_address != cfg_.grpc_address);
+  warn("http.address", next.http_address != cfg_.http_address);
+  warn("grpc.max_message_bytes", next.grpc_max_message_bytes != cfg_.grpc_max_message_bytes);
+  warn("http.max_body_bytes", next.http_max_body_bytes != cfg_.http_max_body_bytes);
+  warn("tls.*", next.tls.cert_file != cfg_.tls.cert_file || next.tls.key_file != cfg_.tls.key_file ||
+                    next.tls.client_ca_file != cfg_.tls.client_ca_file);
+  // Keep what is live in sync; restart-only keys keep their running values.
+  cfg_.log = next.log;
+  cfg_.auth_token = next.auth_token;
+  cfg_.auth_token_file = next.auth_token_file;
+}
+
+void DaemonRuntime::run(SignalWatcher& signals, const std::function<Status()>& reload) {
+  notifier_.ready("serving");
+  notifier_.startWatchdog();
+  while (true) {
+    auto sig = signals.wait(std::chrono::milliseconds(1000));
+    if (!sig) continue;
+    if (*sig == SignalAction::Stop) break;
+    notifier_.reloading();
+    spdlog::info("SIGHUP: reloading configuration");
+    if (Status s = reload(); !s.ok()) {
+      spdlog::error("reload rejected, keeping the running configuration:\n{}", s.error());
+      notifier_.status("serving; last reload rejected: config invalid");
+    } else {
+      spdlog::info("configuration reloaded");
+      notifier_.status("serving; configuration reloaded");
+    }
+    notifier_.ready("serving");
+  }
+  spdlog::info("stop requested; shutting down");
+  stop();
+}
+
+void DaemonRuntime::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  notifier_.stopping();
+  // In-flight calls get one second to finish; streams are cancelled after that.
+  grpc_.shutdown(std::chrono::milliseconds(1000));
+  http_.stop();
+  spdlog::info("{} stopped", name_);
+}
+
+}  // namespace dspy

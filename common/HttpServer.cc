@@ -1,0 +1,198 @@
+// cpp-httplib behind HttpServer; the only translation unit that includes httplib.h.
+#include "common/HttpServer.h"
+
+#include <httplib.h>
+#include <prometheus/counter.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "common/ConfigSchema.h"
+#include "common/Metrics.h"
+#include "common/TokenAuth.h"
+
+namespace dspy {
+
+std::optional<std::string> HttpRequest::param(const std::string& name) const {
+  auto it = params.find(name);
+  if (it == params.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> HttpRequest::header(const std::string& name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() &&
+        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+HttpResponse HttpResponse::error(int status, const std::string& message) {
+  return HttpResponse{status, nlohmann::json{{"error", message}}.dump(), "application/json"};
+}
+
+struct HttpServer::Impl {
+  Options options;
+  std::shared_ptr<TokenAuth> auth;
+  std::unique_ptr<httplib::Server> server;
+  std::vector<std::regex> public_routes;
+  std::thread thread;
+  int bound_port = 0;
+  prometheus::Family<prometheus::Counter>* requests = nullptr;
+  prometheus::Family<prometheus::Histogram>* durations = nullptr;
+
+  static void send(httplib::Response& res, const HttpResponse& r) {
+    res.status = r.status;
+    res.set_content(r.body, r.content_type.c_str());
+  }
+
+  static void sendError(httplib::Response& res, int status, const std::string& message) {
+    send(res, HttpResponse::error(status, message));
+  }
+};
+
+HttpServer::HttpServer(Options options, std::shared_ptr<TokenAuth> auth, Metrics& metrics)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  impl_->auth = std::move(auth);
+  if (impl_->options.tls.enabled()) {
+    const auto& tls = impl_->options.tls;
+    impl_->server = std::make_unique<httplib::SSLServer>(
+        tls.cert_file.c_str(), tls.key_file.c_str(), tls.client_ca_file.empty() ? nullptr : tls.client_ca_file.c_str());
+  } else {
+    impl_->server = std::make_unique<httplib::Server>();
+  }
+  impl_->requests = &prometheus::BuildCounter()
+                         .Name("http_requests_total")
+                         .Help("HTTP requests answered, by route pattern and status code")
+                         .Register(metrics.registry());
+  impl_->durations = &prometheus::BuildHistogram()
+                          .Name("http_request_duration_seconds")
+                          .Help("HTTP request handling time by route pattern")
+                          .Register(metrics.registry());
+
+  auto& srv = *impl_->server;
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second
+  // daemon bind the same port and silently take half of the requests.
+  srv.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  srv.set_payload_max_length(static_cast<std::size_t>(impl_->options.max_body_bytes));
+  srv.set_keep_alive_max_count(1000);
+  srv.set_read_timeout(10, 0);
+  srv.set_write_timeout(10, 0);
+  Impl* impl = impl_.get();
+  srv.set_pre_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
+    for (const auto& re : impl->public_routes) {
+      if (std::regex_match(req.path, re)) return httplib::Server::HandlerResponse::Unhandled;
+    }
+    if (!impl->auth->allows(req.get_header_value("Authorization"))) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      Impl::sendError(res, 401, "missing or wrong bearer token");
+      impl->requests->Add({{"route", "auth"}, {"code", "401"}}).Increment();
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    // Only fill in a body for errors no handler described (unknown route, 413, ...).
+    if (!res.body.empty()) return;
+    std::string message = "HTTP error " + std::to_string(res.status);
+    if (res.status == 404) message = "no route for " + req.method + " " + req.path;
+    if (res.status == 413) message = "request body larger than the limit";
+    Impl::sendError(res, res.status, message);
+  });
+  srv.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("HTTP {} {} failed: {}", req.method, req.path, what);
+    Impl::sendError(res, 500, "internal error: " + what);
+  });
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::route(const std::string& method, const std::string& pattern, HttpHandler handler, bool is_public) {
+  if (is_public) impl_->public_routes.emplace_back(pattern);
+  Impl* impl = impl_.get();
+  auto wrapped = [impl, pattern, h = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+    const auto started = std::chrono::steady_clock::now();
+    HttpRequest r;
+    r.method = req.method;
+    r.path = req.path;
+    r.body = req.body;
+    for (const auto& m : req.matches) r.matches.push_back(m.str());
+    r.params.insert(req.params.begin(), req.params.end());
+    r.headers.insert(req.headers.begin(), req.headers.end());
+    HttpResponse out;
+    try {
+      out = h(r);
+    } catch (const std::exception& e) {
+      spdlog::error("HTTP {} {} failed: {}", req.method, req.path, e.what());
+      out = HttpResponse::error(500, std::string("internal error: ") + e.what());
+    }
+    Impl::send(res, out);
+    impl->requests->Add({{"route", pattern}, {"code", std::to_string(out.status)}}).Increment();
+    impl->durations
+        ->Add({{"route", pattern}}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1})
+        .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
+  auto& srv = *impl_->server;
+  if (method == "GET") srv.Get(pattern, wrapped);
+  else if (method == "POST") srv.Post(pattern, wrapped);
+  else if (method == "PUT") srv.Put(pattern, wrapped);
+  else if (method == "DELETE") srv.Delete(pattern, wrapped);
+  else if (method == "PATCH") srv.Patch(pattern, wrapped);
+  else throw std::invalid_argument("unsupported HTTP method " + method);
+}
+
+Status HttpServer::start() {
+  auto ep = config::parseEndpoint(impl_->options.address);
+  if (!ep) return Error{"http address: " + ep.error()};
+  auto& srv = *impl_->server;
+  if (impl_->options.tls.enabled() && !srv.is_valid()) {
+    return Error{"HTTP TLS setup failed: check tls.cert_file, tls.key_file and tls.client_ca_file"};
+  }
+  if (ep.value().port == 0) {
+    impl_->bound_port = srv.bind_to_any_port(ep.value().host);
+    if (impl_->bound_port <= 0) return Error{"cannot listen on HTTP address " + impl_->options.address};
+  } else {
+    if (!srv.bind_to_port(ep.value().host, ep.value().port)) {
+      return Error{"cannot listen on HTTP address " + impl_->options.address +
+                   " (in use, or the host is not a local address)"};
+    }
+    impl_->bound_port = ep.value().port;
+  }
+  impl_->thread = std::thread([this] { impl_->server->listen_after_bind(); });
+  // httplib's stop() does nothing until the accept loop runs; wait for it so that a
+  // stop right after start cannot be lost.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!srv.is_running() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  if (!srv.is_running()) return Error{"HTTP server on " + impl_->options.address + " did not start"};
+  return Status::Ok();
+}
+
+int HttpServer::port() const { return impl_->bound_port; }
+
+void HttpServer::stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->server->stop();
+  impl_->thread.join();
+}
+
+}  // namespace dspy

@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# Starts, stops and reports the real components the integration tests and the demo use:
+# dockerd, a local image registry (127.0.0.1:5000), munge + slurmctld + slurmd (single
+# node) and an Apache Kafka broker in KRaft mode (127.0.0.1:9092).
+# Usage: test-env.sh up|down|status [docker|registry|slurm|kafka ...]
+# Idempotent: a component that already answers is left alone. Logs and PID files live
+# under $STATE (.state/ by default); `down` stops only the PIDs recorded there.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
+
+KAFKA_DIR="$STATE/kafka"
+KAFKA_VERSION_POM="$ROOT/deploy/kafka/pom.xml"
+SLURM_DIR="$STATE/slurm"
+REGISTRY_DIR="$STATE/registry"
+DOCKER_BIN=/usr/bin/docker  # Debian's client, matching the Debian engine's API version
+
+# ---------------------------------------------------------------- docker
+docker_ready() { [[ -S /var/run/docker.sock ]] && "$DOCKER_BIN" version >/dev/null 2>&1; }
+docker_up() {
+  if docker_ready; then log "dockerd already answers"; return; fi
+  log "starting dockerd"
+  nohup /usr/sbin/dockerd --host unix:///var/run/docker.sock \
+    >"$STATE/logs/dockerd.log" 2>&1 &
+  echo $! >"$STATE/pids/dockerd.pid"
+  wait_for "dockerd" 60 docker_ready || { tail -n 30 "$STATE/logs/dockerd.log" >&2; return 1; }
+  log "dockerd ready ($("$DOCKER_BIN" version --format '{{.Server.Version}} API {{.Server.APIVersion}}'))"
+}
+docker_down() {
+  # dockerd stops its managed containerd and, by default, leaves containers stopped.
+  stop_pid dockerd 30
+}
+
+# ---------------------------------------------------------------- registry
+registry_ready() { curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1; }
+registry_up() {
+  if registry_ready; then log "registry already answers"; return; fi
+  mkdir -p "$REGISTRY_DIR/data"
+  cat >"$REGISTRY_DIR/config.yml" <<CFG
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_DIR/data
+http:
+  addr: 127.0.0.1:5000
+CFG
+  log "starting docker-registry on 127.0.0.1:5000"
+  nohup /usr/bin/docker-registry serve "$REGISTRY_DIR/config.yml" \
+    >"$STATE/logs/registry.log" 2>&1 &
+  echo $! >"$STATE/pids/registry.pid"
+  wait_for "registry" 30 registry_ready || { tail -n 30 "$STATE/logs/registry.log" >&2; return 1; }
+}
+registry_down() { stop_pid registry; }
+
+# ---------------------------------------------------------------- slurm
+slurm_ready() { sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; }
+munge_ready() { munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
+slurm_write_conf() {
+  local host cpus mem
+  host="$(hostname -s)"
+  cpus="$(nproc)"
+  mem=$(( $(free -m | awk '/^Mem:/{print $2}') - 1024 ))
+  mkdir -p "$SLURM_DIR/state" "$SLURM_DIR/spool" /etc/slurm
+  # Slurm's commands read /etc/slurm/slurm.conf; we own it only if it carries our marker.
+  if [[ -f /etc/slurm/slurm.conf ]] && ! grep -q '^# dspy-agent test environment' /etc/slurm/slurm.conf; then
+    die "/etc/slurm/slurm.conf exists and is not ours; refusing to overwrite it"
+  fi
+  cat >/etc/slurm/slurm.conf <<CFG
+# dspy-agent test environment (written by scripts/test-env.sh)
+ClusterName=dspy
+SlurmctldHost=$host
+SlurmUser=root
+AuthType=auth/munge
+StateSaveLocation=$SLURM_DIR/state
+SlurmdSpoolDir=$SLURM_DIR/spool
+SlurmctldPidFile=$SLURM_DIR/slurmctld.pid
+SlurmdPidFile=$SLURM_DIR/slurmd.pid
+SlurmctldLogFile=$STATE/logs/slurmctld.log
+SlurmdLogFile=$STATE/logs/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MpiDefault=none
+SlurmctldTimeout=30
+SlurmdTimeout=30
+NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CFG
+}
+slurm_up() {
+  if slurm_ready; then log "slurm already answers"; return; fi
+  if ! munge_ready; then
+    log "starting munged"
+    mkdir -p /run/munge /var/log/munge /var/lib/munge
+    chown munge:munge /run/munge /var/log/munge /var/lib/munge
+    [[ -f /etc/munge/munge.key ]] || { mungekey --create >/dev/null 2>&1 || /usr/sbin/mungekey -c; chown munge:munge /etc/munge/munge.key; }
+    # munged forks; --foreground would tie it to this shell. It writes its own PID file.
+    runuser -u munge -- /usr/sbin/munged --force
+    wait_for "munged" 15 munge_ready
+    cp /run/munge/munged.pid "$STATE/pids/munged.pid"
+  fi
+  slurm_write_conf
+  if ! pid_alive slurmctld; then
+    log "starting slurmctld"
+    nohup /usr/sbin/slurmctld -D -i >>"$STATE/logs/slurmctld.out" 2>&1 &
+    echo $! >"$STATE/pids/slurmctld.pid"
+  fi
+  if ! pid_alive slurmd; then
+    log "starting slurmd"
+    nohup /usr/sbin/slurmd -D >>"$STATE/logs/slurmd.out" 2>&1 &
+    echo $! >"$STATE/pids/slurmd.pid"
+  fi
+  if ! wait_for "slurm node idle" 60 slurm_ready; then
+    # A node left DOWN by an earlier run comes back with an explicit resume.
+    scontrol update nodename="$(hostname -s)" state=resume >/dev/null 2>&1 || true
+    wait_for "slurm node idle" 30 slurm_ready || { tail -n 30 "$STATE/logs/slurmctld.log" >&2; return 1; }
+  fi
+  log "slurm ready ($(sinfo -h -o '%N %T %c CPUs'))"
+}
+slurm_down() {
+  stop_pid slurmd
+  stop_pid slurmctld
+  stop_pid munged
+}
+
+# ---------------------------------------------------------------- kafka
+kafka_ready() {
+  kcat -b 127.0.0.1:9092 -L -m 3 2>/dev/null | grep -q 'broker 1 at'
+}
+kafka_fetch() {
+  if [[ -f "$KAFKA_DIR/libs/.complete" ]] && cmp -s "$KAFKA_VERSION_POM" "$KAFKA_DIR/libs/.pom"; then return; fi
+  log "resolving the Kafka broker class path with Maven (cached under $KAFKA_DIR/libs)"
+  rm -rf "$KAFKA_DIR/libs"
+  (cd "$ROOT/deploy/kafka" && mvn -q -B dependency:copy-dependencies \
+      -DoutputDirectory="$KAFKA_DIR/libs" -Dmdep.includeScope=runtime)
+  cp "$KAFKA_VERSION_POM" "$KAFKA_DIR/libs/.pom"
+  touch "$KAFKA_DIR/libs/.complete"
+}
+kafka_up() {
+  if kafka_ready; then log "kafka already answers"; return; fi
+  kafka_fetch
+  mkdir -p "$KAFKA_DIR/data"
+  cat >"$KAFKA_DIR/server.properties" <<CFG
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:9093
+listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
+advertised.listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$KAFKA_DIR/data
+num.partitions=1
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+CFG
+  cat >"$KAFKA_DIR/log4j2.yaml" <<'CFG'
+Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: STDOUT
+CFG
+  local java_opts=(-Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true
+                   -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.yaml")
+  if [[ ! -f "$KAFKA_DIR/data/meta.properties" ]]; then
+    log "formatting Kafka storage"
+    java "${java_opts[@]}" -cp "$KAFKA_DIR/libs/*" kafka.tools.StorageTool format \
+      --config "$KAFKA_DIR/server.properties" \
+      --cluster-id "$(java -cp "$KAFKA_DIR/libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)" \
+      --standalone >"$STATE/logs/kafka-format.log" 2>&1 \
+      || { cat "$STATE/logs/kafka-format.log" >&2; return 1; }
+  fi
+  log "starting Kafka broker on 127.0.0.1:9092"
+  nohup java "${java_opts[@]}" -cp "$KAFKA_DIR/libs/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
+    >"$STATE/logs/kafka.log" 2>&1 &
+  echo $! >"$STATE/pids/kafka.pid"
+  wait_for "kafka broker" 90 kafka_ready || { tail -n 40 "$STATE/logs/kafka.log" >&2; return 1; }
+  log "kafka ready"
+}
+kafka_down() { stop_pid kafka 30; }
+
+# ---------------------------------------------------------------- main
+status_line() {
+  local name="$1" check="$2"
+  if "$check"; then printf '%-9s up\n' "$name"; else printf '%-9s down\n' "$name"; fi
+}
+
+cmd="${1:-status}"; shift || true
+components=("$@")
+((${#components[@]})) || components=(docker registry slurm kafka)
+for c in "${components[@]}"; do
+  case "$c" in docker|registry|slurm|kafka) ;; *) die "unknown component '$c' (docker|registry|slurm|kafka)";; esac
+done
+
+case "$cmd" in
+  up)
+    # Independent components start side by side; each waits for its own readiness.
+    pids=()
+    for c in "${components[@]}"; do "${c}_up" & pids+=($!); done
+    rc=0
+    for p in "${pids[@]}"; do wait "$p" || rc=1; done
+    ((rc == 0)) || die "some components did not start (logs: $STATE/logs)"
+    ;;
+  down)
+    for ((i=${#components[@]}-1; i>=0; i--)); do "${components[i]}_down"; done
+    ;;
+  status)
+    rc=0
+    for c in "${components[@]}"; do
+      status_line "$c" "${c}_ready" || true
+      "${c}_ready" || rc=1
+    done
+    exit $rc
+    ;;
+  *) die "usage: test-env.sh up|down|status [docker|registry|slurm|kafka ...]" ;;
+esac

@@ -1,0 +1,35 @@
+// httplib-backed test client.
+#include "tests/support/Http.h"
+
+#include <httplib.h>
+
+namespace dspy::test {
+
+HttpResult httpRequest(const std::string& method, const std::string& host_port, const std::string& path,
+                       const std::string& body, const HttpClientOptions& o) {
+  const bool tls = !o.ca_file.empty();
+  std::unique_ptr<httplib::Client> client;
+  if (tls) {
+    client = std::make_unique<httplib::Client>("https://" + host_port, o.client_cert_file, o.client_key_file);
+    client->set_ca_cert_path(o.ca_file.c_str());
+    client->enable_server_certificate_verification(true);
+  } else {
+    client = std::make_unique<httplib::Client>("http://" + host_port);
+  }
+  client->set_connection_timeout(2, 0);
+  client->set_read_timeout(5, 0);
+  httplib::Headers headers;
+  if (!o.token.empty()) headers.emplace("Authorization", "Bearer " + o.token);
+  httplib::Result res = method == "POST"  ? client->Post(path.c_str(), headers, body, "application/json")
+                        : method == "PUT" ? client->Put(path.c_str(), headers, body, "application/json")
+                                          : client->Get(path.c_str(), headers);
+  HttpResult out;
+  if (!res) return out;
+  out.connected = true;
+  out.status = res->status;
+  out.body = res->body;
+  out.content_type = res->get_header_value("Content-Type");
+  return out;
+}
+
+}  // namespace dspy::test

@@ -1,0 +1,29 @@
+// Test support: a small HTTP(S) client so test files need not include httplib.h.
+#pragma once
+
+#include <map>
+#include <string>
+
+namespace dspy::test {
+
+struct HttpResult {
+  bool connected = false;
+  int status = 0;
+  std::string body;
+  std::string content_type;
+};
+
+struct HttpClientOptions {
+  std::string token;             // sent as "Authorization: Bearer <token>" when set
+  std::string ca_file;           // HTTPS: trust this CA; empty = plain HTTP
+  std::string client_cert_file;  // HTTPS client certificate (mTLS)
+  std::string client_key_file;
+};
+
+HttpResult httpRequest(const std::string& method, const std::string& host_port, const std::string& path,
+                       const std::string& body = "", const HttpClientOptions& options = {});
+inline HttpResult httpGet(const std::string& host_port, const std::string& path, const HttpClientOptions& o = {}) {
+  return httpRequest("GET", host_port, path, "", o);
+}
+
+}  // namespace dspy::test

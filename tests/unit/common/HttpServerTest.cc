@@ -1,0 +1,98 @@
+// The HTTP listener: /metrics format, auth, JSON errors, body limit, handler failures.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/HttpServer.h"
+#include "common/Metrics.h"
+#include "common/TokenAuth.h"
+#include "tests/support/Http.h"
+
+using dspy::test::httpGet;
+using dspy::test::httpRequest;
+
+namespace {
+
+struct Fixture {
+  dspy::Metrics metrics{"testd", "9.9.9"};
+  std::shared_ptr<dspy::TokenAuth> auth = std::make_shared<dspy::TokenAuth>();
+  dspy::HttpServer server{{.address = "127.0.0.1:0", .max_body_bytes = 4096, .tls = {}}, auth, metrics};
+  std::string addr;
+
+  Fixture() {
+    server.route("GET", "/metrics", [this](const dspy::HttpRequest&) {
+      return dspy::HttpResponse{200, metrics.render(), dspy::Metrics::kContentType};
+    });
+    server.route("GET", "/health", [](const dspy::HttpRequest&) { return dspy::HttpResponse{200, R"({"status":"ok"})"}; },
+                 true);
+    server.route("POST", "/echo", [](const dspy::HttpRequest& r) { return dspy::HttpResponse{200, r.body}; });
+    server.route("GET", R"(/items/([a-z0-9]+))", [](const dspy::HttpRequest& r) {
+      return dspy::HttpResponse{200, nlohmann::json{{"id", r.matches.at(1)}, {"q", r.param("q").value_or("")}}.dump()};
+    });
+    server.route("GET", "/boom", [](const dspy::HttpRequest&) -> dspy::HttpResponse {
+      throw std::runtime_error("kaboom");
+    });
+    REQUIRE(server.start().ok());
+    addr = "127.0.0.1:" + std::to_string(server.port());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("GET /metrics answers Prometheus text with build info and request counts", "[http][metrics]") {
+  Fixture f;
+  REQUIRE(httpGet(f.addr, "/health").status == 200);
+  auto r = httpGet(f.addr, "/metrics");
+  REQUIRE(r.status == 200);
+  CHECK_THAT(r.content_type, Catch::StartsWith("text/plain; version=0.0.4"));
+  CHECK_THAT(r.body, Catch::Contains("# TYPE dspy_build_info gauge"));
+  CHECK_THAT(r.body, Catch::Contains(R"(dspy_build_info{daemon="testd",version="9.9.9"} 1)"));
+  CHECK_THAT(r.body, Catch::Contains(R"(http_requests_total{code="200",route="/health"} 1)"));
+  CHECK_THAT(r.body, Catch::Contains("process_resident_memory_bytes"));
+}
+
+TEST_CASE("with a token every route but /health needs it", "[http][auth]") {
+  Fixture f;
+  f.auth->setToken("tok");
+  CHECK(httpGet(f.addr, "/health").status == 200);
+  auto denied = httpGet(f.addr, "/metrics");
+  CHECK(denied.status == 401);
+  CHECK(nlohmann::json::parse(denied.body).at("error") == "missing or wrong bearer token");
+  CHECK(httpGet(f.addr, "/metrics", {.token = "nope"}).status == 401);
+  CHECK(httpGet(f.addr, "/metrics", {.token = "tok"}).status == 200);
+  CHECK(httpRequest("POST", f.addr, "/echo", "{}").status == 401);
+}
+
+TEST_CASE("unknown routes, oversized bodies and failing handlers get JSON errors", "[http]") {
+  Fixture f;
+  auto missing = httpGet(f.addr, "/nope");
+  CHECK(missing.status == 404);
+  CHECK(nlohmann::json::parse(missing.body).at("error") == "no route for GET /nope");
+
+  auto big = httpRequest("POST", f.addr, "/echo", std::string(8192, 'x'));
+  CHECK(big.status == 413);
+  CHECK(nlohmann::json::parse(big.body).contains("error"));
+  CHECK(httpRequest("POST", f.addr, "/echo", "small").body == "small");
+
+  auto boom = httpGet(f.addr, "/boom");
+  CHECK(boom.status == 500);
+  CHECK_THAT(nlohmann::json::parse(boom.body).at("error").get<std::string>(), Catch::Contains("kaboom"));
+  CHECK(httpGet(f.addr, "/health").status == 200);  // still serving
+}
+
+TEST_CASE("path groups and query parameters reach the handler", "[http]") {
+  Fixture f;
+  auto r = httpGet(f.addr, "/items/ab12?q=x");
+  REQUIRE(r.status == 200);
+  auto j = nlohmann::json::parse(r.body);
+  CHECK(j.at("id") == "ab12");
+  CHECK(j.at("q") == "x");
+  CHECK(httpGet(f.addr, "/items/AB").status == 404);
+}
+
+TEST_CASE("a busy port is a clear start error", "[http]") {
+  Fixture f;
+  dspy::HttpServer second({.address = f.addr, .max_body_bytes = 1024, .tls = {}}, f.auth, f.metrics);
+  auto s = second.start();
+  REQUIRE_FALSE(s.ok());
+  CHECK_THAT(s.error(), Catch::Contains("cannot listen on HTTP address " + f.addr));
+}
