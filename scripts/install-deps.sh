@@ -43,8 +43,10 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   log "creating Python venv at $VENV"
   "${PYTHON:-python3}" -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import grpc, grpc_tools, google.protobuf, pytest' 2>/dev/null; then
-  log "installing Python packages"
-  "$VENV/bin/pip" install -q --disable-pip-version-check grpcio grpcio-tools protobuf pytest
+reqs="$ROOT/python/requirements-test.txt"
+if ! cmp -s "$reqs" "$VENV/.requirements-installed"; then
+  log "installing Python packages from ${reqs#$ROOT/}"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r "$reqs"
+  cp "$reqs" "$VENV/.requirements-installed"
 fi
 log "dependencies ready"

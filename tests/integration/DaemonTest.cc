@@ -205,14 +205,15 @@ TEST_CASE("contract RPCs that are not built yet answer UNIMPLEMENTED, never succ
   CHECK_FALSE(health.version().empty());
 }
 
-TEST_CASE("SIGTERM stops a daemon within 2 s, telling systemd READY then STOPPING", "[daemon][signals]") {
+TEST_CASE("SIGTERM stops a daemon within 2 s, telling systemd READY, WATCHDOG, then STOPPING", "[daemon][signals]") {
   for (const auto& kind : {kEnvManager, kOrchestrator}) {
     DYNAMIC_SECTION(kind.name) {
       const std::string sock_dir = dspy::test::tempDir();
       NotifySocket notify(sock_dir + "/notify.sock");
-      Daemon d(kind, "", {{"NOTIFY_SOCKET", sock_dir + "/notify.sock"}});
+      Daemon d(kind, "", {{"NOTIFY_SOCKET", sock_dir + "/notify.sock"}, {"WATCHDOG_USEC", "200000"}});
       d.waitServing();
       REQUIRE(notify.waitFor("READY=1", 5s));
+      CHECK(notify.waitFor("WATCHDOG=1", 2s));
       const auto t0 = std::chrono::steady_clock::now();
       d.proc().signal(SIGTERM);
       const auto code = d.proc().waitExit(5s);

@@ -1,3 +1,12 @@
-// The one Catch2 main shared by every test binary (compiled once).
-#define CATCH_CONFIG_MAIN
+// The one Catch2 main shared by every test binary (compiled once). Test clients write to
+// sockets that servers close on purpose (refused TLS handshakes), so SIGPIPE is ignored
+// here as it is in the daemons.
+#define CATCH_CONFIG_RUNNER
+#include <csignal>
+
 #include <catch2/catch.hpp>
+
+int main(int argc, char* argv[]) {
+  std::signal(SIGPIPE, SIG_IGN);
+  return Catch::Session().run(argc, argv);
+}

@@ -1,0 +1,113 @@
+"""Fixtures: Python stubs generated from proto/, and both daemons started from the build."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def stubs():
+    """Generates the contract's Python modules into a temp dir and imports them."""
+    from grpc_tools import protoc
+
+    out = tempfile.mkdtemp(prefix="dspy-pystubs-")
+    protos = ["env_manager/v1/env_manager.proto", "orchestrator/v1/orchestrator.proto"]
+    grpc_tools_include = Path(protoc.__file__).parent / "_proto"
+    rc = protoc.main(
+        ["protoc", f"-I{ROOT / 'proto'}", f"-I{grpc_tools_include}", f"--python_out={out}", f"--grpc_python_out={out}"]
+        + protos
+    )
+    assert rc == 0, "protoc failed on proto/"
+    sys.path.insert(0, out)
+    from env_manager.v1 import env_manager_pb2, env_manager_pb2_grpc
+    from orchestrator.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+
+    class Stubs:
+        em_pb2 = env_manager_pb2
+        em_grpc = env_manager_pb2_grpc
+        orch_pb2 = orchestrator_pb2
+        orch_grpc = orchestrator_pb2_grpc
+
+    return Stubs
+
+
+class Daemon:
+    def __init__(self, name, binary, extra_yaml=""):
+        build = os.environ.get("DSPY_BUILD_DIR")
+        assert build, "DSPY_BUILD_DIR must point at the CMake build folder (scripts/test.sh sets it)"
+        self.name = name
+        self.grpc_addr = f"127.0.0.1:{_free_port()}"
+        self.http_addr = f"127.0.0.1:{_free_port()}"
+        self.dir = Path(tempfile.mkdtemp(prefix=f"dspy-py-{name}-"))
+        config = self.dir / "config.yaml"
+        config.write_text(
+            f"grpc:\n  address: {self.grpc_addr}\nhttp:\n  address: {self.http_addr}\n" + extra_yaml
+        )
+        self.log = open(self.dir / "daemon.log", "wb")
+        self.proc = subprocess.Popen([str(Path(build) / binary), "--config", str(config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def channel(self):
+        return grpc.insecure_channel(self.grpc_addr)
+
+    def wait_serving(self, timeout=10.0):
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"{self.name} exited: {(self.dir / 'daemon.log').read_text()}"
+            try:
+                with self.channel() as ch:
+                    resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} not serving within {timeout}s")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def _running(name, binary):
+    d = Daemon(name, binary)
+    d.wait_serving()
+    return d
+
+
+@pytest.fixture(scope="module")
+def env_manager():
+    d = _running("env-manager", "env_manager/env-manager")
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def orchestrator():
+    d = _running("orchestrator", "orchestrator/orchestrator")
+    yield d
+    d.stop()

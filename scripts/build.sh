@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Configures and builds one CMake preset (release, debug, asan, tsan) with Ninja + ccache.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
+preset="${1:-release}"
+cd "$ROOT"
+log "configuring preset $preset"
+cmake --preset "$preset" >"$STATE/logs/cmake-$preset.log" 2>&1 || { cat "$STATE/logs/cmake-$preset.log" >&2; exit 1; }
+log "building preset $preset"
+start=$SECONDS
+cmake --build --preset "$preset"
+log "built preset $preset in $((SECONDS - start)) s"

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The test command. On a fresh Debian 12 machine (root) it installs what it needs,
+# starts the real test environment (dockerd, registry, Slurm, Kafka), builds, and runs
+# CTest and pytest; with --sanitizers it also runs the tests under ASan+UBSan and the
+# daemon tests under TSan. Exits non-zero on any failure and ends with the CTest and
+# pytest summary lines.
+# Usage: test.sh [--sanitizers] [--keep-env]
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/lib.sh"
+
+sanitizers=0
+keep_env=0
+for a in "$@"; do
+  case "$a" in
+    --sanitizers) sanitizers=1 ;;
+    --keep-env) keep_env=1 ;;
+    *) die "usage: test.sh [--sanitizers] [--keep-env]" ;;
+  esac
+done
+
+t0=$SECONDS
+bash "$here/install-deps.sh"
+# The environment comes up while the build runs; both take a while on 2 cores.
+if ((keep_env == 0)); then trap 'wait; bash "$here/test-env.sh" down >/dev/null 2>&1 || true' EXIT; fi
+bash "$here/test-env.sh" up >"$STATE/logs/test-env-up.log" 2>&1 &
+env_pid=$!
+bash "$here/build.sh" release
+wait "$env_pid" || { cat "$STATE/logs/test-env-up.log" >&2; die "the test environment did not start"; }
+cat "$STATE/logs/test-env-up.log" >&2
+bash "$here/build-images.sh"
+
+rc=0
+summaries=()
+run_ctest() {  # run_ctest PRESET [ctest args...]
+  local preset="$1"; shift
+  local out="$STATE/logs/ctest-$preset.log"
+  log "ctest ($preset)"
+  set +e
+  (cd "$ROOT/build/$preset" && ctest --output-on-failure --timeout 300 -j2 "$@") 2>&1 | tee "$out"
+  local status=${PIPESTATUS[0]}
+  set -e
+  ((status == 0)) || rc=1
+  summaries+=("$(grep -E 'tests passed|tests failed' "$out" | tail -n 1)")
+}
+
+run_ctest release
+if ((sanitizers)); then
+  bash "$here/build.sh" asan
+  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizers/lsan.supp" \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest asan
+  bash "$here/build.sh" tsan
+  TSAN_OPTIONS="halt_on_error=1:suppressions=$ROOT/tests/sanitizers/tsan.supp" run_ctest tsan -E "^env[.]"
+fi
+
+log "pytest"
+set +e
+(cd "$ROOT/python" && DSPY_BUILD_DIR="$ROOT/build/release" "$VENV/bin/python" -m pytest -q 2>&1) | tee "$STATE/logs/pytest.log"
+py_status=${PIPESTATUS[0]}
+set -e
+((py_status == 0)) || rc=1
+
+log "finished in $((SECONDS - t0)) s; summaries follow (CTest per build: release$( ((sanitizers)) && echo ', asan, tsan'), then pytest)"
+for s in "${summaries[@]}"; do echo "$s"; done
+grep -E '^(=+ )?[0-9]+ (passed|failed)|no tests ran' "$STATE/logs/pytest.log" | tail -n 1
+exit $rc
