@@ -1,12 +1,21 @@
 // Real and fake clocks.
 #include "common/Clock.h"
 
+#include <condition_variable>
+
 namespace dspy {
 namespace {
 class RealClock final : public Clock {
  public:
   SystemTime systemTime() const override { return std::chrono::system_clock::now(); }
   MonotonicTime monotonicTime() const override { return std::chrono::steady_clock::now(); }
+  bool sleepFor(std::chrono::nanoseconds d, std::stop_token stop) override {
+    std::mutex mu;
+    std::condition_variable_any cv;
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, stop, d, [] { return false; });
+    return !stop.stop_requested();
+  }
 };
 }  // namespace
 
@@ -23,6 +32,20 @@ Clock::SystemTime FakeClock::systemTime() const {
 Clock::MonotonicTime FakeClock::monotonicTime() const {
   std::lock_guard lock(mu_);
   return monotonic_;
+}
+
+bool FakeClock::sleepFor(std::chrono::nanoseconds d, std::stop_token stop) {
+  {
+    std::lock_guard lock(mu_);
+    sleeps_.push_back(d);
+  }
+  advance(d);
+  return !stop.stop_requested();
+}
+
+std::vector<std::chrono::nanoseconds> FakeClock::sleeps() const {
+  std::lock_guard lock(mu_);
+  return sleeps_;
 }
 
 void FakeClock::advance(std::chrono::nanoseconds d) {

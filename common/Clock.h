@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <mutex>
+#include <stop_token>
+#include <vector>
 
 namespace dspy {
 
@@ -17,6 +19,8 @@ class Clock {
   virtual SystemTime systemTime() const = 0;
   // Monotonic time, for every interval and deadline.
   virtual MonotonicTime monotonicTime() const = 0;
+  // Waits `d` unless `stop` is requested first; false when stopped.
+  virtual bool sleepFor(std::chrono::nanoseconds d, std::stop_token stop) = 0;
 
   // The process-wide real clock.
   static Clock& real();
@@ -27,11 +31,15 @@ class FakeClock final : public Clock {
  public:
   SystemTime systemTime() const override;
   MonotonicTime monotonicTime() const override;
+  // Does not block: moves the clock by `d` and records the request.
+  bool sleepFor(std::chrono::nanoseconds d, std::stop_token stop) override;
   void advance(std::chrono::nanoseconds d);
   void setSystemTime(SystemTime t);
+  std::vector<std::chrono::nanoseconds> sleeps() const;
 
  private:
   mutable std::mutex mu_;
+  std::vector<std::chrono::nanoseconds> sleeps_;
   SystemTime system_{std::chrono::seconds(1'700'000'000)};
   MonotonicTime monotonic_{std::chrono::seconds(1000)};
 };

@@ -62,8 +62,14 @@ Metrics::Metrics(const std::string& daemon, const std::string& version)
 
 Metrics::~Metrics() = default;
 
+void Metrics::addScrapeHook(std::function<void()> hook) {
+  std::lock_guard lock(render_mu_);
+  hooks_.push_back(std::move(hook));
+}
+
 std::string Metrics::render() {
   std::lock_guard lock(render_mu_);
+  for (const auto& hook : hooks_) hook();
   rss_bytes_->Set(residentBytes());
   open_fds_->Set(openFds());
   std::ostringstream out;

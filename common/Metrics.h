@@ -1,9 +1,11 @@
 // Metrics: the daemon's Prometheus registry and its text rendering for GET /metrics.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace prometheus {
 class Registry;
@@ -18,8 +20,10 @@ class Metrics {
   ~Metrics();
 
   prometheus::Registry& registry() { return *registry_; }
-  // Prometheus text format 0.0.4, with process gauges refreshed.
+  // Prometheus text format 0.0.4, with process gauges refreshed and scrape hooks run.
   std::string render();
+  // Runs before every render, to set gauges that are cheaper to read than to track.
+  void addScrapeHook(std::function<void()> hook);
 
   static constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -28,6 +32,7 @@ class Metrics {
   prometheus::Gauge* rss_bytes_;
   prometheus::Gauge* open_fds_;
   std::mutex render_mu_;
+  std::vector<std::function<void()>> hooks_;
 };
 
 }  // namespace dspy

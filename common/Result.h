@@ -1,5 +1,6 @@
-// Result<T>: a value or an error message, for code that fails for expected reasons
-// (bad config, bad input, an unreachable peer). Exceptions stay at library boundaries.
+// Result<T>: a value or an error, for code that fails for expected reasons (bad config,
+// bad input, an unreachable peer). The error carries a kind so callers can map it to a
+// gRPC status or HTTP code. Exceptions stay at library boundaries.
 #pragma once
 
 #include <string>
@@ -8,8 +9,20 @@
 
 namespace dspy {
 
+enum class ErrorKind {
+  Internal,         // a bug or an unexpected answer
+  InvalidArgument,  // the caller's input is wrong
+  NotFound,         // the named thing does not exist
+  AlreadyExists,    // conflicts with something that exists
+  Unavailable,      // a peer (Docker, Slurm, Kafka, env-manager) cannot be reached now
+  Timeout,          // a deadline passed
+  Cancelled,        // the caller went away or asked to stop
+  FailedPrecondition,
+};
+
 struct Error {
   std::string message;
+  ErrorKind kind = ErrorKind::Internal;
 };
 
 template <class T>
@@ -24,24 +37,28 @@ class [[nodiscard]] Result {
   const T& value() const& { return std::get<0>(v_); }
   T&& value() && { return std::get<0>(std::move(v_)); }
   const std::string& error() const { return std::get<1>(v_).message; }
+  ErrorKind kind() const { return std::get<1>(v_).kind; }
+  const Error& fullError() const { return std::get<1>(v_); }
 
  private:
   std::variant<T, Error> v_;
 };
 
-// Status: success or an error message.
+// Status: success or an error.
 class [[nodiscard]] Status {
  public:
   Status() = default;
-  Status(Error error) : error_(std::move(error.message)), failed_(true) {}  // NOLINT
+  Status(Error error) : error_(std::move(error)), failed_(true) {}  // NOLINT
 
   static Status Ok() { return {}; }
   bool ok() const { return !failed_; }
   explicit operator bool() const { return ok(); }
-  const std::string& error() const { return error_; }
+  const std::string& error() const { return error_.message; }
+  ErrorKind kind() const { return error_.kind; }
+  const Error& fullError() const { return error_; }
 
  private:
-  std::string error_;
+  Error error_;
   bool failed_ = false;
 };
 

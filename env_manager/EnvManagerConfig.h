@@ -1,7 +1,10 @@
 // EnvManagerConfig: everything env-manager reads from its YAML file and environment.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "common/ConfigSchema.h"
 #include "common/Result.h"
@@ -9,8 +12,41 @@
 
 namespace dspy::envmanager {
 
+// One workload class of ExecuteTask containers.
+struct TaskClassConfig {
+  int capacity = 2;               // task containers of this class at once
+  double cpus = 1.0;              // per container
+  std::int64_t memory_bytes = 512LL * 1024 * 1024;
+  int timeout_seconds = 300;      // default when the request gives none; also the cap
+  bool network = false;           // false = no network at all
+  bool gpus = false;
+};
+
+// A command ExecuteTask may run: an image and an argv, optionally extended by the
+// request's "args" (a JSON list of strings).
+struct TaskCommandConfig {
+  std::string image;
+  std::vector<std::string> argv;
+  bool allow_args = false;
+};
+
+struct TasksConfig {
+  std::map<std::string, TaskClassConfig> classes;
+  std::map<std::string, TaskCommandConfig> commands;
+  int output_tail_bytes = 4096;
+};
+
 struct EnvManagerConfig {
   ServerConfig server = ServerConfig::withAddresses("127.0.0.1:50100", "127.0.0.1:50101");
+  std::string docker_host = "unix:///var/run/docker.sock";
+  int docker_timeout_seconds = 30;
+  std::string services_file;             // empty = the built-in default stack
+  std::vector<std::string> autostart;    // started (with their dependencies) at boot
+  int max_concurrent = 4;
+  int health_timeout_seconds = 120;
+  TasksConfig tasks;
+
+  EnvManagerConfig();
 };
 
 // Describes every key; exposed so `dspy-agent config keys` and tests can list them.

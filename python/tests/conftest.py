@@ -48,7 +48,7 @@ def stubs():
 
 
 class Daemon:
-    def __init__(self, name, binary, extra_yaml=""):
+    def __init__(self, name, binary, extra_yaml="", env=None):
         build = os.environ.get("DSPY_BUILD_DIR")
         assert build, "DSPY_BUILD_DIR must point at the CMake build folder (scripts/test.sh sets it)"
         self.name = name
@@ -60,8 +60,22 @@ class Daemon:
             f"grpc:\n  address: {self.grpc_addr}\nhttp:\n  address: {self.http_addr}\n" + extra_yaml
         )
         self.log = open(self.dir / "daemon.log", "wb")
-        self.proc = subprocess.Popen([str(Path(build) / binary), "--config", str(config)],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.config = config
+        self.binary = str(Path(build) / binary)
+        self.env = dict(os.environ, **(env or {}))
+        self.proc = subprocess.Popen([self.binary, "--config", str(config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+
+    def restart(self, kill_signal=signal.SIGTERM):
+        """Stops the process (SIGTERM, or SIGKILL to simulate a crash) and starts it again."""
+        self.proc.send_signal(kill_signal)
+        self.proc.wait(timeout=10)
+        self.proc = subprocess.Popen([self.binary, "--config", str(self.config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+        self.wait_serving()
+
+    def log_text(self):
+        return (self.dir / "daemon.log").read_text(errors="replace")
 
     def channel(self):
         return grpc.insecure_channel(self.grpc_addr)

@@ -62,13 +62,7 @@ def test_python_clients_set_the_class_field_with_setattr(stubs):
     assert back.payload["k"] == "v"
 
 
-def test_unbuilt_rpcs_answer_unimplemented_not_success(stubs, env_manager, orchestrator):
-    with env_manager.channel() as ch:
-        stub = stubs.em_grpc.EnvManagerServiceStub(ch)
-        with pytest.raises(grpc.RpcError) as err:
-            stub.GetResourceAvailability(stubs.em_pb2.GetResourceAvailabilityRequest(workload_class="cpu_short"),
-                                         timeout=5)
-        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+def test_unbuilt_rpcs_answer_unimplemented_not_success(stubs, orchestrator):
     with orchestrator.channel() as ch:
         stub = stubs.orch_grpc.OrchestratorServiceStub(ch)
         with pytest.raises(grpc.RpcError) as err:

@@ -173,22 +173,28 @@ TEST_CASE("both daemons answer grpc.health.v1, /health and /metrics", "[daemon]"
   }
 }
 
-TEST_CASE("contract RPCs that are not built yet answer UNIMPLEMENTED, never success", "[daemon]") {
+TEST_CASE("contract RPCs answer for real or UNIMPLEMENTED, never a fake success", "[daemon]") {
   Daemon em(kEnvManager);
   Daemon orch(kOrchestrator);
   em.waitServing();
   orch.waitServing();
 
+  // env-manager's RPCs are built: the default stack is known and nothing runs yet.
   auto em_stub = env_manager::v1::EnvManagerService::NewStub(em.channel());
   grpc::ClientContext c1;
   env_manager::v1::ServicesStatusResponse status_resp;
-  CHECK(em_stub->GetServicesStatus(&c1, {}, &status_resp).error_code() == grpc::StatusCode::UNIMPLEMENTED);
+  REQUIRE(em_stub->GetServicesStatus(&c1, {}, &status_resp).ok());
+  CHECK(status_resp.services().size() == 9);
+  CHECK(status_resp.services().at("redis").status() == "stopped");
+  CHECK(status_resp.services().at("redis").container_id().empty());
 
   grpc::ClientContext c2;
-  auto reader = em_stub->StartServices(&c2, {});
+  env_manager::v1::StartServicesRequest start;
+  start.add_service_names("no-such-service");
+  auto reader = em_stub->StartServices(&c2, start);
   env_manager::v1::ServiceStatusUpdate update;
   CHECK_FALSE(reader->Read(&update));
-  CHECK(reader->Finish().error_code() == grpc::StatusCode::UNIMPLEMENTED);
+  CHECK(reader->Finish().error_code() == grpc::StatusCode::NOT_FOUND);
 
   auto orch_stub = orchestrator::v1::OrchestratorService::NewStub(orch.channel());
   grpc::ClientContext c3;

@@ -1,0 +1,97 @@
+"""Helpers for env-manager integration tests: a private copy of the local nine-service
+stack on free ports (so tests never collide with each other, a demo, or the test Kafka
+broker), and small Docker CLI wrappers."""
+
+import json
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = "/usr/bin/docker"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def local_stack(changes=None):
+    """The local stack with a unique project/network and fresh host ports.
+    `changes` maps service name -> dict merged into its definition."""
+    doc = yaml.safe_load((ROOT / "deploy/config/services.local.yaml").read_text())
+    tag = uuid.uuid4().hex[:8]
+    used = set()
+
+    def distinct_port():
+        while True:
+            p = free_port()
+            if p not in used:
+                used.add(p)
+                return p
+
+    doc["project"] = f"dspy-test-{tag}"
+    doc["network"] = f"dspy-test-{tag}"
+    for name, svc in doc["services"].items():
+        ports = []
+        for p in svc.get("ports", []):
+            ip, _, container = p.split(":")
+            ports.append(f"{ip}:{distinct_port()}:{container}")
+        if ports:
+            svc["ports"] = ports
+        # Volumes are per project so that tests do not share data.
+        svc["volumes"] = [f"{doc['project']}-{v}" if not v.startswith("/") else v for v in svc.get("volumes", [])]
+        for key, value in (changes or {}).get(name, {}).items():
+            if isinstance(value, dict) and isinstance(svc.get(key), dict):
+                svc[key] = {**svc[key], **value}
+            else:
+                svc[key] = value
+    return doc
+
+
+def write_stack(directory, doc):
+    path = Path(directory) / "services.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def docker(*args, check=True):
+    r = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=120)
+    if check and r.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed: {r.stderr}")
+    return r.stdout.strip()
+
+
+def containers(project, all_=True):
+    out = docker("ps", *(["-a"] if all_ else []), "-q", "--no-trunc", "--filter", f"label=dev.dspy-agent.project={project}")
+    return [c for c in out.splitlines() if c]
+
+
+def inspect(container):
+    return json.loads(docker("inspect", container))[0]
+
+
+def remove_project(project):
+    ids = containers(project)
+    if ids:
+        docker("rm", "-f", *ids, check=False)
+    docker("network", "rm", project, check=False)
+    vols = docker("volume", "ls", "-q", "--filter", f"name={project}-", check=False)
+    if vols:
+        docker("volume", "rm", "-f", *vols.split(), check=False)
+
+
+def eventually(condition, timeout=30.0, interval=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not met within {timeout}s (last: {last!r})")
