@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/ServicesCommands.h"
 #include "common/ConfigSchema.h"
 #include "env_manager/EnvManagerConfig.h"
 #include "orchestrator/OrchestratorConfig.h"
@@ -18,6 +19,8 @@ constexpr const char* kUsage = R"(usage: dspy-agent COMMAND [options]
 
 commands:
   status [--json]                    health of both daemons at a glance
+  services start|stop|restart|status|logs ...
+                                     drive env-manager's stack (services --help)
   config validate [--env-manager FILE] [--orchestrator FILE]
                                      check config files (and the environment) as the
                                      daemons would, without starting anything
@@ -176,6 +179,7 @@ int main(int argc, char** argv) {
   const std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "status") return status(rest);
+  if (cmd == "services") return dspy::cli::servicesCommand(rest);
   if (cmd == "version") {
     std::printf("dspy-agent %s\n", DSPY_VERSION);
     return 0;

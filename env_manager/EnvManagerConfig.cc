@@ -64,7 +64,7 @@ Status parseCommands(const YAML::Node& n, const std::string& file, const std::st
 
 }  // namespace
 
-void describe(config::Schema& schema, EnvManagerConfig& cfg) {
+void describe(config::Schema& schema, EnvManagerConfig& cfg, const std::string& base_dir) {
   describeServerConfig(schema, cfg.server,
                        ServerEnvNames{"ENV_MANAGER_GRPC_ADDR", "ENV_MANAGER_METRICS_ADDR", "ENV_MANAGER_VERBOSE"});
   schema.string("docker.host", &cfg.docker_host, "DOCKER_HOST");
@@ -80,17 +80,19 @@ void describe(config::Schema& schema, EnvManagerConfig& cfg) {
     return parseCommands(n, f, p, &cfg.tasks);
   });
   schema.integer("tasks.output_tail_bytes", &cfg.tasks.output_tail_bytes, 0, 1024 * 1024);
-  schema.check([&cfg]() -> Status {
+  schema.check([&cfg, base_dir]() -> Status {
+    if (!cfg.services_file.empty() && cfg.services_file[0] != '/' && !base_dir.empty()) {
+      cfg.services_file = base_dir + "/" + cfg.services_file;
+    }
     if (cfg.docker_host.rfind("unix:///", 0) != 0 && cfg.docker_host.rfind("tcp://", 0) != 0) {
       return Error{"key 'docker.host' (DOCKER_HOST): expected unix:///path or tcp://host:port, got '" +
                    cfg.docker_host + "'"};
     }
-    if (!cfg.services_file.empty()) {
-      auto f = loadServicesFile(cfg.services_file);
-      if (!f) return Error{"key 'services.file': " + f.error()};
-      for (const auto& a : cfg.autostart) {
-        if (f.value().find(a) == nullptr) return Error{"key 'services.autostart': unknown service '" + a + "'"};
-      }
+    auto f = cfg.services_file.empty() ? parseServices(defaultServicesYaml(), "built-in services.yaml")
+                                       : loadServicesFile(cfg.services_file);
+    if (!f) return Error{"key 'services.file': " + f.error()};
+    for (const auto& a : cfg.autostart) {
+      if (f.value().find(a) == nullptr) return Error{"key 'services.autostart': unknown service '" + a + "'"};
     }
     return Status::Ok();
   });
@@ -99,7 +101,8 @@ void describe(config::Schema& schema, EnvManagerConfig& cfg) {
 Result<EnvManagerConfig> loadConfig(const std::string& file, const config::EnvLookup& env) {
   EnvManagerConfig cfg;
   config::Schema schema;
-  describe(schema, cfg);
+  const auto slash = file.rfind('/');
+  describe(schema, cfg, file.empty() ? "" : (slash == std::string::npos ? "." : file.substr(0, slash)));
   if (Status s = schema.load(file, env); !s.ok()) return Error{s.error()};
   return cfg;
 }

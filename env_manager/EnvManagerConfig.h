@@ -50,7 +50,8 @@ struct EnvManagerConfig {
 };
 
 // Describes every key; exposed so `dspy-agent config keys` and tests can list them.
-void describe(config::Schema& schema, EnvManagerConfig& cfg);
+// A relative services.file is taken relative to `base_dir` (the config file's folder).
+void describe(config::Schema& schema, EnvManagerConfig& cfg, const std::string& base_dir = "");
 Result<EnvManagerConfig> loadConfig(const std::string& file, const config::EnvLookup& env);
 
 }  // namespace dspy::envmanager

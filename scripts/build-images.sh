@@ -37,15 +37,18 @@ printf 'root:x:0:\nnogroup:x:65534:\n' >"$bb/etc/group"
 import_dir dspy-test/busybox:latest "$bb" "$(sha256sum /bin/busybox | cut -c1-16)" \
   'ENV PATH=/bin' 'CMD ["/bin/sh"]'
 
-# redis: redis-server and exactly the libraries ldd lists.
+# redis: redis-server and redis-cli (for compose's in-container health check in the
+# startup benchmark) with exactly the libraries ldd lists.
 rd="$work/redis"
 mkdir -p "$rd/usr/bin" "$rd/data" "$rd/etc" "$rd/tmp"
-cp /usr/bin/redis-server "$rd/usr/bin/redis-server"
-while read -r lib; do
-  mkdir -p "$rd$(dirname "$lib")"
-  cp -L "$lib" "$rd$lib"
-done < <(ldd /usr/bin/redis-server | grep -oE '/[^ ]+' | sort -u)
+for bin in redis-server redis-cli; do
+  cp /usr/bin/$bin "$rd/usr/bin/$bin"
+  while read -r lib; do
+    mkdir -p "$rd$(dirname "$lib")"
+    cp -L "$lib" "$rd$lib"
+  done < <(ldd /usr/bin/$bin | grep -oE '/[^ ]+' | sort -u)
+done
 printf 'root:x:0:0:root:/:/bin/false\n' >"$rd/etc/passwd"
-import_dir dspy-test/redis:latest "$rd" "$(sha256sum /usr/bin/redis-server | cut -c1-16)" \
+import_dir dspy-test/redis:latest "$rd" "$(cat /usr/bin/redis-server /usr/bin/redis-cli | sha256sum | cut -c1-16)" \
   'WORKDIR /data' 'EXPOSE 6379' \
   'CMD ["/usr/bin/redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no"]'

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # The main job. On a fresh Debian 12 machine (root) it installs what it needs, builds,
-# starts dockerd and both daemons, and shows their status. The daemons keep running
-# afterwards; `scripts/demo.sh stop` stops them and the environment it started.
+# starts dockerd and both daemons, brings up the nine-service stack from local images
+# through env-manager (dependency order, health checks), runs a task container, and
+# shows the status. Everything keeps running afterwards; `scripts/demo.sh stop` stops the
+# stack, the daemons and the environment it started.
 # Usage: demo.sh [stop]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 
+# The demo's env-manager manages the local twin of the default stack.
+export ENV_MANAGER_CONFIG="${ENV_MANAGER_CONFIG:-$ROOT/deploy/config/env-manager.local.yaml}"
+cli="$ROOT/build/release/cli/dspy-agent"
+
 if [[ "${1:-}" == stop ]]; then
+  [[ -x "$cli" ]] && "$cli" services stop --timeout 2 || true
   bash "$here/daemons.sh" stop
   bash "$here/test-env.sh" down docker
   exit 0
@@ -19,8 +26,29 @@ bash "$here/build.sh" release
 bash "$here/build-images.sh"
 bash "$here/daemons.sh" start
 echo
+echo "== dspy-agent services start (the nine services, each as soon as its dependencies are healthy)"
+"$cli" services start
+echo
+echo "== dspy-agent services status"
+"$cli" services status
+echo
+echo "== a task container (env-manager ExecuteTask: allowlisted command, no network, removed after)"
+"$VENV/bin/python" - "$ROOT" <<'PY'
+import sys, tempfile, grpc
+from grpc_tools import protoc
+out = tempfile.mkdtemp()
+protoc.main(["protoc", f"-I{sys.argv[1]}/proto", f"--python_out={out}", f"--grpc_python_out={out}",
+             "env_manager/v1/env_manager.proto"])
+sys.path.insert(0, out)
+from env_manager.v1 import env_manager_pb2 as pb, env_manager_pb2_grpc as rpc
+with grpc.insecure_channel("127.0.0.1:50100") as ch:
+    r = rpc.EnvManagerServiceStub(ch).ExecuteTask(
+        pb.ExecuteTaskRequest(task_id="demo-hello", workload_class="cpu_short", payload={"command": "hello"}), timeout=60)
+print(f"success={r.success} exit_code={r.result['exit_code']} latency={r.latency_ms:.0f}ms stdout={r.result['stdout_tail'].strip()!r}")
+PY
+echo
 echo "== dspy-agent status"
-"$ROOT/build/release/cli/dspy-agent" status
+"$cli" status
 echo
 echo "== gRPC health (grpc.health.v1) and the orchestrator's Health RPC"
 "$VENV/bin/python" - <<'PY'
@@ -32,4 +60,5 @@ for name, addr in (("env-manager", "127.0.0.1:50100"), ("orchestrator", "127.0.0
         print(f"{name:13} {addr:16} {health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)}")
 PY
 echo
-echo "Daemons keep running (logs in $STATE/logs). Stop them with: bash scripts/demo.sh stop"
+echo "The stack and the daemons keep running (logs in $STATE/logs)."
+echo "Try: $cli services status | $cli services logs redis --tail 5 | bash scripts/demo.sh stop"

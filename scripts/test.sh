@@ -53,12 +53,30 @@ if ((sanitizers)); then
   TSAN_OPTIONS="halt_on_error=1:suppressions=$ROOT/tests/sanitizers/tsan.supp" run_ctest tsan -E "^env[.]"
 fi
 
-log "pytest"
-set +e
-(cd "$ROOT/python" && DSPY_BUILD_DIR="$ROOT/build/release" "$VENV/bin/python" -m pytest -q 2>&1) | tee "$STATE/logs/pytest.log"
-py_status=${PIPESTATUS[0]}
-set -e
-((py_status == 0)) || rc=1
+run_pytest() {  # run_pytest PRESET LOG
+  local preset="$1" out="$2"
+  log "pytest (daemons from build/$preset)"
+  set +e
+  (cd "$ROOT/python" && DSPY_BUILD_DIR="$ROOT/build/$preset" "$VENV/bin/python" -m pytest -q 2>&1) | tee "$out"
+  local status=${PIPESTATUS[0]}
+  set -e
+  ((status == 0)) || rc=1
+}
+
+if ((sanitizers)); then
+  # The real-Docker paths (Docker client, lifecycle, tasks, streams) run only under
+  # pytest: run it once against the ASan+UBSan daemons and fail on any report.
+  rm -rf /tmp/dspy-py-* 2>/dev/null || true
+  ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizers/lsan.supp" \
+    UBSAN_OPTIONS=print_stacktrace=1 run_pytest asan "$STATE/logs/pytest-asan.log"
+  if grep -lE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" /tmp/dspy-py-*/daemon.log 2>/dev/null; then
+    log "sanitizer reports in the daemon logs above"
+    rc=1
+  fi
+  summaries+=("$(grep -E '[0-9]+ (passed|failed)' "$STATE/logs/pytest-asan.log" | tail -n 1) (pytest, ASan daemons)")
+fi
+rm -rf /tmp/dspy-py-* 2>/dev/null || true
+run_pytest release "$STATE/logs/pytest.log"
 
 log "finished in $((SECONDS - t0)) s; summaries follow (CTest per build: release$( ((sanitizers)) && echo ', asan, tsan'), then pytest)"
 for s in "${summaries[@]}"; do echo "$s"; done

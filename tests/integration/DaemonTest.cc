@@ -58,9 +58,21 @@ class Daemon {
   }
 
   void writeConfig(const std::string& extra_yaml) const {
+    std::string own;
+    if (kind_.name == "env-manager") {
+      // The default stack under a project name of its own, so that containers left by a
+      // demo or another test on this machine are not adopted.
+      std::string stack = readAll(std::string(DSPY_SOURCE_DIR) + "/deploy/config/services.yaml");
+      const std::string project = "dspy-daemontest-" + std::to_string(grpc_port_);
+      for (const std::string key : {"network: dspy-agent", "project: dspy-agent"}) {
+        stack.replace(stack.find(key), key.size(), key.substr(0, key.find(':')) + ": " + project);
+      }
+      dspy::test::writeFile(dir_ + "/services.yaml", stack);
+      own = "services:\n  file: " + dir_ + "/services.yaml\n";
+    }
     dspy::test::writeFile(config_, "grpc:\n  address: 127.0.0.1:" + std::to_string(grpc_port_) +
                                        "\nhttp:\n  address: 127.0.0.1:" + std::to_string(http_port_) + "\n" +
-                                       extra_yaml);
+                                       own + extra_yaml);
   }
 
   std::shared_ptr<grpc::Channel> channel(const ClientTls& tls = {}) const {
@@ -259,14 +271,15 @@ TEST_CASE("an invalid config stops the daemon before it listens, naming file and
   const auto code = d.proc().waitExit(5s);
   REQUIRE(code.has_value());
   CHECK(*code == 2);
-  CHECK_THAT(d.proc().log(), Catch::Contains(d.configPath() + ":6:3: unknown key 'log.lvl'"));
+  CHECK_THAT(d.proc().log(), Catch::Contains(d.configPath() + ":8:3: unknown key 'log.lvl'"));
 
   ChildProcess check({dspy::test::binary("orchestrator/orchestrator"), "--config", d.configPath(), "--check-config"},
                      {}, d.dir() + "/check.log");
   CHECK(check.waitExit(5s) == std::optional<int>(2));
-  d.writeConfig("");
-  ChildProcess ok({dspy::test::binary("orchestrator/orchestrator"), "--config", d.configPath(), "--check-config"}, {},
-                  d.dir() + "/check-ok.log");
+  dspy::test::writeFile(d.dir() + "/orchestrator.yaml", "log:\n  level: debug\n");
+  ChildProcess ok({dspy::test::binary("orchestrator/orchestrator"), "--config", d.dir() + "/orchestrator.yaml",
+                   "--check-config"},
+                  {}, d.dir() + "/check-ok.log");
   CHECK(ok.waitExit(5s) == std::optional<int>(0));
   CHECK_THAT(ok.log(), Catch::Contains("configuration OK"));
 }
