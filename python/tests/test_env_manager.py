@@ -34,14 +34,15 @@ tasks:
 class EnvManager:
     """One env-manager daemon managing one private stack."""
 
-    def __init__(self, stubs, changes=None, extra_yaml=""):
+    def __init__(self, stubs, changes=None, extra_yaml="", health_timeout=30):
         self.stubs = stubs
         self.doc = local_stack(changes)
         self.project = self.doc["project"]
         self.dir = Path(tempfile.mkdtemp(prefix="dspy-em-"))
         self.stack_path = write_stack(self.dir, self.doc)
         self.daemon = Daemon("env-manager", "env_manager/env-manager",
-                             f"services:\n  file: {self.stack_path}\nlifecycle:\n  health_timeout_seconds: 30\n"
+                             f"services:\n  file: {self.stack_path}\n"
+                             f"lifecycle:\n  health_timeout_seconds: {health_timeout}\n"
                              + TASKS_YAML + extra_yaml)
         self.daemon.wait_serving()
         self.channel = self.daemon.channel()
@@ -67,8 +68,8 @@ class EnvManager:
 def em(stubs):
     managers = []
 
-    def make(changes=None, extra_yaml=""):
-        m = EnvManager(stubs, changes, extra_yaml)
+    def make(changes=None, extra_yaml="", health_timeout=30):
+        m = EnvManager(stubs, changes, extra_yaml, health_timeout)
         managers.append(m)
         return m
 
@@ -399,3 +400,20 @@ def test_docker_restarted_under_a_running_env_manager(em):
                timeout=60, what="/health reports Docker back")
     # The container stopped with the engine; the restart policy brings it back.
     eventually(lambda: m.status(["redb"])["redb"].status == "healthy", timeout=60, what="redb healthy again")
+
+
+def test_exec_health_checks_run_inside_the_container(em):
+    m = em({"prometheus": {"healthcheck": {"kind": "exec", "command": ["test", "-f", "/www/-/healthy"],
+                                           "interval": "1s"}},
+            "redb": {"environment": {"FAIL_MODE": "unhealthy", "START_DELAY": "0", "PORT": "8080",
+                                     "HEALTH_PATH": "/health"},
+                     "healthcheck": {"kind": "exec", "command": ["test", "-f", "/www/health"], "interval": "1s"}}},
+           health_timeout=5)
+    summary = final(m.start(["prometheus", "redb"]))
+    status = m.status()
+    assert status["prometheus"].status == "healthy"
+    assert status["prometheus"].health_checks["kind"] == "exec"
+    assert status["prometheus"].health_checks["message"].startswith("exec exit 0")
+    assert status["redb"].status == "failed"
+    assert "exec exit 1" in status["redb"].health_checks["state_message"]
+    assert summary.status == "failed"
