@@ -76,7 +76,7 @@ Status GrpcServer::start() {
   // but they let the token processor see every call, so a token set by a later reload
   // is enforced too. A non-loopback address without TLS gets no token support: the
   // config check refuses that combination.
-  std::shared_ptr<grpc::ServerCredentials> creds;
+  std::shared_ptr<grpc::ServerCredentials>& creds = creds_;
   if (options_.tls.enabled()) {
     auto cert = readFile(options_.tls.cert_file);
     auto key = readFile(options_.tls.key_file);

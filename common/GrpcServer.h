@@ -13,6 +13,7 @@
 
 namespace grpc {
 class Server;
+class ServerCredentials;
 class Service;
 }  // namespace grpc
 
@@ -44,6 +45,10 @@ class GrpcServer {
   Options options_;
   std::shared_ptr<TokenAuth> auth_;
   std::vector<grpc::Service*> services_;
+  // Must outlive server_: gRPC's credentials object owns the token processor while the
+  // core keeps only a raw pointer to it (a local here was a use-after-free on every
+  // authenticated call, found by TSan).
+  std::shared_ptr<grpc::ServerCredentials> creds_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };
