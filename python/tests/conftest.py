@@ -9,10 +9,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import ctypes
+
 import grpc
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def _die_with_parent():
+    """Runs in the child before exec: a daemon must not outlive a crashed test run."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _free_port():
@@ -64,14 +72,16 @@ class Daemon:
         self.binary = str(Path(build) / binary)
         self.env = dict(os.environ, **(env or {}))
         self.proc = subprocess.Popen([self.binary, "--config", str(config)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env,
+                                     preexec_fn=_die_with_parent)
 
     def restart(self, kill_signal=signal.SIGTERM):
         """Stops the process (SIGTERM, or SIGKILL to simulate a crash) and starts it again."""
         self.proc.send_signal(kill_signal)
         self.proc.wait(timeout=10)
         self.proc = subprocess.Popen([self.binary, "--config", str(self.config)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env,
+                                     preexec_fn=_die_with_parent)
         self.wait_serving()
 
     def log_text(self):
