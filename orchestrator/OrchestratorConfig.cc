@@ -1,11 +1,148 @@
 // Orchestrator config keys and the environment variables operators already use.
 #include "orchestrator/OrchestratorConfig.h"
 
+#include <yaml-cpp/yaml.h>
+
 namespace dspy::orchestrator {
+
+OrchestratorConfig::OrchestratorConfig() {
+  ClassConfig cpu_short;
+  cpu_short.limiter = LimiterConfig{.kind = "gradient", .initial = 4, .min = 1, .max = 32};
+  cpu_short.timeout = std::chrono::seconds(60);
+  ClassConfig cpu_long;
+  cpu_long.limiter = LimiterConfig{.kind = "fixed", .initial = 2, .min = 1, .max = 2};
+  cpu_long.timeout = std::chrono::hours(1);
+  ClassConfig gpu;
+  gpu.executor = "container";
+  gpu.limiter = LimiterConfig{.kind = "fixed", .initial = 1, .min = 1, .max = 1};
+  gpu.timeout = std::chrono::hours(1);
+  ClassConfig gpu_slurm;
+  gpu_slurm.executor = "slurm";
+  gpu_slurm.limiter = LimiterConfig{.kind = "fixed", .initial = 16, .min = 1, .max = 16};
+  gpu_slurm.timeout = std::chrono::hours(24);
+  gpu_slurm.retry.max_attempts = 1;
+  engine.classes = {{"cpu_short", cpu_short}, {"cpu_long", cpu_long}, {"gpu", gpu}, {"gpu_slurm", gpu_slurm}};
+}
+
+namespace {
+
+using Ms = std::chrono::milliseconds;
+
+Status parseClasses(const YAML::Node& n, const std::string& file, const std::string& path, EngineConfig* engine) {
+  if (!n.IsMap()) return Error{config::locate(file, n, "key '" + path + "': expected a mapping of class name to settings")};
+  engine->classes.clear();
+  for (const auto& kv : n) {
+    const YAML::Node key = kv.first;
+    const YAML::Node value = kv.second;
+    const std::string name = key.Scalar();
+    if (Status s = validateTaskId(name); !s.ok() || name.size() > 64) {
+      return Error{config::locate(file, key, "key '" + path + "': bad class name '" + name + "'")};
+    }
+    ClassConfig c;
+    c.limiter = LimiterConfig{.kind = "fixed", .initial = 4, .min = 1, .max = 4};
+    const std::string p = path + "." + name;
+    std::int64_t timeout_s = 60, window = 250, latency = 5000, probe = 30'000, r_init = 1000, r_max = 100'000;
+    config::Schema s;
+    s.choice(p + ".executor", &c.executor, {"process", "container", "http", "slurm", "noop"});
+    s.integer(p + ".timeout_seconds", &timeout_s, 1, 30 * 24 * 3600);
+    s.string(p + ".workload_class", &c.workload_class);
+    s.integer(p + ".max_queued", &c.max_queued, 1, 100'000'000);
+    s.choice(p + ".limiter.kind", &c.limiter.kind, {"fixed", "rules", "gradient"});
+    s.integer(p + ".limiter.initial", &c.limiter.initial, 1, 100'000);
+    s.integer(p + ".limiter.min", &c.limiter.min, 1, 100'000);
+    s.integer(p + ".limiter.max", &c.limiter.max, 1, 100'000);
+    s.integer(p + ".limiter.window_ms", &window, 1, 3'600'000);
+    s.integer(p + ".limiter.step", &c.limiter.step, 1, 10'000);
+    s.integer(p + ".limiter.queue_high_watermark", &c.limiter.queue_high_watermark, 0, 100'000'000);
+    s.integer(p + ".limiter.latency_threshold_ms", &latency, 1, 86'400'000);
+    s.number(p + ".limiter.error_threshold", &c.limiter.error_threshold, 0, 1);
+    s.integer(p + ".limiter.min_samples", &c.limiter.min_samples, 1, 100'000);
+    s.number(p + ".limiter.tolerance", &c.limiter.tolerance, 1, 100);
+    s.number(p + ".limiter.smoothing", &c.limiter.smoothing, 0.01, 1);
+    s.integer(p + ".limiter.probe_interval_ms", &probe, 100, 86'400'000);
+    s.integer(p + ".retry.max_attempts", &c.retry.max_attempts, 1, 1000);
+    s.integer(p + ".retry.initial_interval_ms", &r_init, 0, 86'400'000);
+    s.number(p + ".retry.multiplier", &c.retry.multiplier, 1, 100);
+    s.integer(p + ".retry.max_interval_ms", &r_max, 0, 86'400'000);
+    bool initial_set = false;
+    if (value.IsMap()) {
+      const YAML::Node lim = value["limiter"];
+      if (lim && lim.IsMap() && lim["initial"]) initial_set = true;
+    }
+    if (Status st = s.apply(value, file, p); !st.ok()) return st;
+    c.timeout = std::chrono::seconds(timeout_s);
+    c.limiter.window = Ms(window);
+    c.limiter.latency_threshold = Ms(latency);
+    c.limiter.probe_interval = Ms(probe);
+    c.retry.initial_interval = Ms(r_init);
+    c.retry.max_interval = Ms(r_max);
+    if (!initial_set) c.limiter.initial = std::clamp(c.limiter.initial, c.limiter.min, std::max(c.limiter.min, c.limiter.max));
+    if (Status v = validate(c.limiter, "key '" + p + ".limiter'"); !v.ok()) {
+      return Error{config::locate(file, value, v.error())};
+    }
+    if (c.executor == "container" && c.workload_class.empty()) c.workload_class = name;
+    engine->classes[name] = c;
+  }
+  if (engine->classes.empty()) return Error{config::locate(file, n, "key '" + path + "': at least one class is needed")};
+  return Status::Ok();
+}
+
+Status parseCommands(const YAML::Node& n, const std::string& file, const std::string& path, ProcessExecutorConfig* pc) {
+  if (!n.IsMap()) return Error{config::locate(file, n, "key '" + path + "': expected a mapping of command name to settings")};
+  pc->commands.clear();
+  for (const auto& kv : n) {
+    const YAML::Node key = kv.first;
+    const YAML::Node value = kv.second;
+    ProcessCommand c;
+    const std::string p = path + "." + key.Scalar();
+    config::Schema s;
+    s.stringList(p + ".argv", &c.argv);
+    s.boolean(p + ".allow_args", &c.allow_args);
+    s.string(p + ".cwd", &c.cwd);
+    s.custom(p + ".env", [&c](const YAML::Node& e, const std::string& f, const std::string& ep) -> Status {
+      if (!e.IsMap()) return Error{config::locate(f, e, "key '" + ep + "': expected a mapping of NAME: value")};
+      for (const auto& item : e) c.env[item.first.Scalar()] = item.second.Scalar();
+      return Status::Ok();
+    });
+    if (Status st = s.apply(value, file, p); !st.ok()) return st;
+    if (c.argv.empty()) return Error{config::locate(file, value, "key '" + p + ".argv': a non-empty list is required")};
+    pc->commands[key.Scalar()] = c;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 void describe(config::Schema& schema, OrchestratorConfig& cfg) {
   describeServerConfig(schema, cfg.server,
                        ServerEnvNames{"ORCHESTRATOR_GRPC_ADDR", "ORCHESTRATOR_HTTP_ADDR", "ORCHESTRATOR_VERBOSE"});
+  schema.string("store.dir", &cfg.store.dir, "ENV_QUEUE_DIR");
+  schema.choice("store.sync", &cfg.store.sync, {"normal", "full"});
+  schema.integer("store.max_batch", &cfg.store.max_batch, 1, 100'000);
+  schema.custom("tasks.classes", [&cfg](const YAML::Node& n, const std::string& f, const std::string& p) {
+    return parseClasses(n, f, p, &cfg.engine);
+  });
+  schema.custom("executors.process.commands", [&cfg](const YAML::Node& n, const std::string& f, const std::string& p) {
+    return parseCommands(n, f, p, &cfg.process);
+  });
+  schema.boolean("executors.process.allow_arbitrary", &cfg.process.allow_arbitrary);
+  schema.string("executors.process.work_dir", &cfg.process.work_dir);
+  schema.integer("executors.process.output_tail_bytes", &cfg.process.output_tail_bytes, 0, 1024 * 1024);
+  schema.string("executors.http.url", &cfg.runner_url, "ENV_RUNNER_URL");
+  schema.address("env_manager.address", &cfg.env_manager.address, "ENV_MANAGER_ADDR");
+  schema.string("env_manager.token", &cfg.env_manager.token);
+  schema.string("env_manager.ca_file", &cfg.env_manager.ca_file);
+  schema.stringList("env_manager.ensure_services", &cfg.env_manager.ensure_services);
+  schema.integer("tasks.max_payload_bytes", &cfg.engine.max_payload_bytes, 1, 16 * 1024 * 1024);
+  schema.integer("tasks.retain_finished", &cfg.engine.retain_finished, 0, 10'000'000);
+  schema.check([&cfg]() -> Status {
+    if (cfg.store.dir.empty()) return Error{"key 'store.dir' (ENV_QUEUE_DIR): must not be empty"};
+    if (!cfg.runner_url.empty() && cfg.runner_url.rfind("http://", 0) != 0 && cfg.runner_url.rfind("https://", 0) != 0) {
+      return Error{"key 'executors.http.url' (ENV_RUNNER_URL): expected http://host:port, got '" + cfg.runner_url + "'"};
+    }
+    while (!cfg.runner_url.empty() && cfg.runner_url.back() == '/') cfg.runner_url.pop_back();
+    return Status::Ok();
+  });
 }
 
 Result<OrchestratorConfig> loadConfig(const std::string& file, const config::EnvLookup& env) {

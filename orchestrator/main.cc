@@ -1,38 +1,72 @@
 // orchestrator: accepts tasks and workflows from Python code (gRPC 50052, HTTP 9097).
+#include <spdlog/spdlog.h>
+
 #include "common/DaemonRuntime.h"
 #include "orchestrator/OrchestratorConfig.h"
-#include "orchestrator/v1/orchestrator.grpc.pb.h"
+#include "orchestrator/api/OrchestratorService.h"
+#include "orchestrator/executors/RemoteExecutors.h"
 
 namespace {
 
-// Health is answered for real from what this build runs; the other RPCs of the
-// contract answer UNIMPLEMENTED (the generated defaults) until they are built.
-class OrchestratorService final : public orchestrator::v1::OrchestratorService::CallbackService {
- public:
-  grpc::ServerUnaryReactor* Health(grpc::CallbackServerContext* ctx, const orchestrator::v1::HealthRequest*,
-                                   orchestrator::v1::HealthResponse* resp) override {
-    resp->set_healthy(true);
-    resp->set_version(dspy::version());
-    (*resp->mutable_services())["grpc"] = "serving";
-    (*resp->mutable_services())["http"] = "serving";
-    auto* reactor = ctx->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
+using namespace dspy::orchestrator;
+
+// Everything the daemon runs, in construction order (destroyed in reverse).
+struct Orchestrator {
+  std::unique_ptr<SqliteTaskStore> store;
+  std::unique_ptr<EnvManagerClient> env_manager;
+  std::unique_ptr<TaskEngine> engine;
+  std::unique_ptr<OrchestratorService> service;
+  ~Orchestrator() {
+    if (engine) engine->stop();
+    if (env_manager) env_manager->stop();
   }
 };
+
+TaskEngine::Executors buildExecutors(const OrchestratorConfig& cfg, EnvManagerClient& env_manager) {
+  TaskEngine::Executors out;
+  auto process = std::make_shared<ProcessExecutor>(cfg.process);
+  auto http = std::make_shared<HttpExecutor>(cfg.runner_url);
+  auto slurm = std::make_shared<SlurmExecutor>();
+  auto noop = std::make_shared<NoopExecutor>();
+  for (const auto& [name, c] : cfg.engine.classes) {
+    if (c.executor == "process") out[name] = process;
+    if (c.executor == "http") out[name] = http;
+    if (c.executor == "slurm") out[name] = slurm;
+    if (c.executor == "noop") out[name] = noop;
+    if (c.executor == "container") out[name] = std::make_shared<ContainerExecutor>(env_manager, c.workload_class);
+  }
+  return out;
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  using dspy::orchestrator::OrchestratorConfig;
   dspy::DaemonSpec<OrchestratorConfig> spec{
       .info = {"orchestrator", "ORCHESTRATOR_CONFIG", "/etc/dspy-agent/orchestrator.yaml",
                "task and workflow orchestrator for dspy-agent"},
-      .load = dspy::orchestrator::loadConfig,
-      .setup = [](dspy::DaemonRuntime& runtime, const OrchestratorConfig&) -> dspy::Result<std::shared_ptr<void>> {
-        auto service = std::make_shared<OrchestratorService>();
-        runtime.grpc().addService(service.get());
-        return std::shared_ptr<void>(service);
+      .load = loadConfig,
+      .setup = [](dspy::DaemonRuntime& runtime, const OrchestratorConfig& cfg) -> dspy::Result<std::shared_ptr<void>> {
+        auto o = std::make_shared<Orchestrator>();
+        auto store = SqliteTaskStore::open(cfg.store.dir, cfg.store.mode(), cfg.store.max_batch);
+        if (!store) return dspy::Error{store.error()};
+        o->store = std::move(store.value());
+        o->env_manager = std::make_unique<EnvManagerClient>(cfg.env_manager);
+        o->engine = std::make_unique<TaskEngine>(cfg.engine, *o->store, buildExecutors(cfg, *o->env_manager),
+                                                 dspy::Clock::real(), &runtime.metrics());
+        if (dspy::Status s = o->engine->recover(); !s.ok()) {
+          return dspy::Error{"cannot recover tasks from " + o->store->path() + ": " + s.error()};
+        }
+        o->service = std::make_unique<OrchestratorService>(*o->engine, o->env_manager.get(), runtime.metrics());
+        runtime.grpc().addService(o->service.get());
+        registerHttpApi(runtime.http(), *o->engine);
+        runtime.setHealthReporter([raw = o.get()] { return healthReport(*raw->engine, raw->env_manager.get()); });
+        bool container = false;
+        for (const auto& [name, c] : cfg.engine.classes) container = container || c.executor == "container";
+        o->env_manager->start(container);
+        o->engine->start();
+        spdlog::info("task store {} ({} sync); {} task classes", o->store->path(), cfg.store.sync,
+                     cfg.engine.classes.size());
+        return std::shared_ptr<void>(o);
       },
   };
   return dspy::runDaemon(argc, argv, spec);

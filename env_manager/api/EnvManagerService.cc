@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 
+#include "common/GrpcErrors.h"
 #include "common/GrpcStream.h"
 
 namespace dspy::envmanager {
@@ -19,8 +20,6 @@ std::int64_t nowSeconds() {
 }
 
 grpc::Status invalid(const std::string& message) { return {grpc::StatusCode::INVALID_ARGUMENT, message}; }
-
-grpc::Status toGrpc(const Error& e) { return {grpcCode(e.kind), e.message}; }
 
 // Ends a unary call at once (bad arguments, or an answer that needs no work).
 grpc::ServerUnaryReactor* finishNow(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
@@ -44,20 +43,6 @@ grpc::Status checkNames(const Lifecycle& lc, const std::vector<std::string>& lis
 }
 
 }  // namespace
-
-grpc::StatusCode grpcCode(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::InvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
-    case ErrorKind::NotFound: return grpc::StatusCode::NOT_FOUND;
-    case ErrorKind::AlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
-    case ErrorKind::Unavailable: return grpc::StatusCode::UNAVAILABLE;
-    case ErrorKind::Timeout: return grpc::StatusCode::DEADLINE_EXCEEDED;
-    case ErrorKind::Cancelled: return grpc::StatusCode::CANCELLED;
-    case ErrorKind::FailedPrecondition: return grpc::StatusCode::FAILED_PRECONDITION;
-    case ErrorKind::Internal: return grpc::StatusCode::INTERNAL;
-  }
-  return grpc::StatusCode::INTERNAL;
-}
 
 EnvManagerService::EnvManagerService(Lifecycle& lifecycle, TaskRunner& tasks, docker::DockerApi& docker,
                                      HealthProber& prober)

@@ -50,7 +50,4 @@ class EnvManagerService final : public env_manager::v1::EnvManagerService::Callb
   HardwareSummary hardware_;
 };
 
-// Maps an error kind to the gRPC status code clients see.
-grpc::StatusCode grpcCode(ErrorKind kind);
-
 }  // namespace dspy::envmanager

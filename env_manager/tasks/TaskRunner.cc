@@ -66,17 +66,6 @@ HardwareSummary detectHardware() {
   return h;
 }
 
-Result<std::map<std::string, std::string>> expandPayload(const std::map<std::string, std::string>& payload) {
-  std::map<std::string, std::string> out = payload;
-  auto it = out.find("payload_json");
-  if (it == out.end()) return out;
-  auto j = nlohmann::json::parse(it->second, nullptr, false);
-  if (!j.is_object()) return Error{"payload_json must be a JSON object", ErrorKind::InvalidArgument};
-  for (const auto& [k, v] : j.items()) out[k] = v.is_string() ? v.get<std::string>() : v.dump();
-  out.erase("payload_json");
-  return out;
-}
-
 TaskRunner::TaskRunner(docker::DockerApi& docker, TasksConfig config, std::string project)
     : docker_(docker), config_(std::move(config)), project_(std::move(project)) {}
 

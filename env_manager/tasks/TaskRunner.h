@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/Payload.h"
 #include "common/Result.h"
 #include "env_manager/EnvManagerConfig.h"
 #include "env_manager/docker/DockerApi.h"
@@ -65,9 +66,5 @@ class TaskRunner {
   mutable std::mutex mu_;
   std::map<std::string, int> in_use_;
 };
-
-// The payload convention: values are strings; a JSON object under "payload_json" has
-// its members merged in (non-string values as their JSON text). Bad JSON is an error.
-Result<std::map<std::string, std::string>> expandPayload(const std::map<std::string, std::string>& payload);
 
 }  // namespace dspy::envmanager

@@ -65,7 +65,9 @@ class Daemon:
         self.dir = Path(tempfile.mkdtemp(prefix=f"dspy-py-{name}-"))
         config = self.dir / "config.yaml"
         config.write_text(
-            f"grpc:\n  address: {self.grpc_addr}\nhttp:\n  address: {self.http_addr}\n" + extra_yaml
+            f"grpc:\n  address: {self.grpc_addr}\nhttp:\n  address: {self.http_addr}\n"
+            + (f"store:\n  dir: {self.dir / 'state'}\n" if name == "orchestrator" else "")
+            + extra_yaml
         )
         self.log = open(self.dir / "daemon.log", "wb")
         self.config = config

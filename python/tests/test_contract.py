@@ -66,7 +66,7 @@ def test_unbuilt_rpcs_answer_unimplemented_not_success(stubs, orchestrator):
     with orchestrator.channel() as ch:
         stub = stubs.orch_grpc.OrchestratorServiceStub(ch)
         with pytest.raises(grpc.RpcError) as err:
-            stub.GetTaskStatus(stubs.orch_pb2.GetTaskStatusRequest(task_id="x"), timeout=5)
+            stub.CreateWorkflow(stubs.orch_pb2.CreateWorkflowRequest(id="x"), timeout=5)
         assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 

@@ -69,6 +69,12 @@ class Daemon {
       }
       dspy::test::writeFile(dir_ + "/services.yaml", stack);
       own = "services:\n  file: " + dir_ + "/services.yaml\n";
+    } else {
+      own = "store:\n  dir: " + dir_ + "/state\n";
+      // A port where no env-manager listens, unless the test names one.
+      if (extra_yaml.find("env_manager:") == std::string::npos) {
+        own += "env_manager:\n  address: 127.0.0.1:" + std::to_string(dspy::test::freePort()) + "\n";
+      }
     }
     dspy::test::writeFile(config_, "grpc:\n  address: 127.0.0.1:" + std::to_string(grpc_port_) +
                                        "\nhttp:\n  address: 127.0.0.1:" + std::to_string(http_port_) + "\n" +
@@ -107,6 +113,7 @@ class Daemon {
   }
 
   std::string httpAddr() const { return "127.0.0.1:" + std::to_string(http_port_); }
+  std::string grpcAddr() const { return "127.0.0.1:" + std::to_string(grpc_port_); }
   ChildProcess& proc() { return *proc_; }
   const std::string& dir() const { return dir_; }
   const std::string& configPath() const { return config_; }
@@ -175,14 +182,39 @@ TEST_CASE("both daemons answer grpc.health.v1, /health and /metrics", "[daemon]"
       auto health = httpGet(d.httpAddr(), "/health");
       REQUIRE(health.status == 200);
       auto j = nlohmann::json::parse(health.body);
-      CHECK(j.at("status") == "ok");
       CHECK(j.at("daemon") == kind.name);
+      if (kind.name == "env-manager") {
+        CHECK(j.at("status") == "ok");
+      } else {
+        // The default classes include a container class, so a missing env-manager
+        // degrades the orchestrator (and says why) without taking it down.
+        CHECK(j.at("components").at("store") == "ok");
+        CHECK(eventually([&] {
+          auto h = nlohmann::json::parse(httpGet(d.httpAddr(), "/health").body);
+          return h.at("status") == "degraded" && h.at("components").at("env_manager") == "unreachable";
+        }, 5s));
+      }
       auto metrics = httpGet(d.httpAddr(), "/metrics");
       REQUIRE(metrics.status == 200);
       CHECK_THAT(metrics.content_type, Catch::StartsWith("text/plain; version=0.0.4"));
       CHECK_THAT(metrics.body, Catch::Contains("dspy_build_info{daemon=\"" + kind.name + "\""));
     }
   }
+}
+
+TEST_CASE("the orchestrator's env-manager link is ready once env-manager serves", "[daemon]") {
+  Daemon em(kEnvManager);
+  em.waitServing();
+  Daemon orch(kOrchestrator, "env_manager:\n  address: " + em.grpcAddr() + "\n");
+  orch.waitServing();
+  CHECK(eventually([&] {
+    auto h = nlohmann::json::parse(httpGet(orch.httpAddr(), "/health").body);
+    return h.at("status") == "ok" && h.at("components").at("env_manager") == "ready";
+  }, 5s));
+  orchestrator::v1::HealthResponse health;
+  REQUIRE(orchestratorHealth(orch.channel(), "", &health).ok());
+  CHECK(health.services().at("env_manager") == "ready");
+  CHECK(health.services().at("store") == "ok");
 }
 
 TEST_CASE("contract RPCs answer for real or UNIMPLEMENTED, never a fake success", "[daemon]") {
@@ -212,10 +244,16 @@ TEST_CASE("contract RPCs answer for real or UNIMPLEMENTED, never a fake success"
   grpc::ClientContext c3;
   orchestrator::v1::SubmitTaskRequest submit;
   submit.set_id("t1");
+  submit.set_class_("no-such-class");
   orchestrator::v1::SubmitTaskResponse submit_resp;
   auto s = orch_stub->SubmitTask(&c3, submit, &submit_resp);
-  CHECK(s.error_code() == grpc::StatusCode::UNIMPLEMENTED);
+  CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(s.error_message(), Catch::Contains("unknown task class 'no-such-class'"));
   CHECK_FALSE(submit_resp.success());
+  grpc::ClientContext c4;
+  orchestrator::v1::CreateWorkflowResponse wf_resp;
+  CHECK(orch_stub->CreateWorkflow(&c4, orchestrator::v1::CreateWorkflowRequest(), &wf_resp).error_code() ==
+        grpc::StatusCode::UNIMPLEMENTED);
 
   orchestrator::v1::HealthResponse health;
   REQUIRE(orchestratorHealth(orch.channel(), "", &health).ok());

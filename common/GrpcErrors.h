@@ -1,0 +1,41 @@
+// GrpcErrors: how an Error of ours becomes a gRPC status (one mapping for both daemons).
+#pragma once
+
+#include <grpcpp/support/status.h>
+
+#include "common/Result.h"
+
+namespace dspy {
+
+inline grpc::StatusCode grpcCode(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::InvalidArgument: return grpc::StatusCode::INVALID_ARGUMENT;
+    case ErrorKind::NotFound: return grpc::StatusCode::NOT_FOUND;
+    case ErrorKind::AlreadyExists: return grpc::StatusCode::ALREADY_EXISTS;
+    case ErrorKind::Unavailable: return grpc::StatusCode::UNAVAILABLE;
+    case ErrorKind::Timeout: return grpc::StatusCode::DEADLINE_EXCEEDED;
+    case ErrorKind::Cancelled: return grpc::StatusCode::CANCELLED;
+    case ErrorKind::FailedPrecondition: return grpc::StatusCode::FAILED_PRECONDITION;
+    case ErrorKind::Internal: return grpc::StatusCode::INTERNAL;
+  }
+  return grpc::StatusCode::INTERNAL;
+}
+
+inline grpc::Status toGrpc(const Error& e) { return {grpcCode(e.kind), e.message}; }
+
+// The HTTP code for an error kind.
+inline int httpCode(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::InvalidArgument: return 400;
+    case ErrorKind::NotFound: return 404;
+    case ErrorKind::AlreadyExists: return 409;
+    case ErrorKind::FailedPrecondition: return 409;
+    case ErrorKind::Unavailable: return 503;
+    case ErrorKind::Timeout: return 504;
+    case ErrorKind::Cancelled: return 499;
+    case ErrorKind::Internal: return 500;
+  }
+  return 500;
+}
+
+}  // namespace dspy

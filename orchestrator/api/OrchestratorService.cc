@@ -1,0 +1,376 @@
+// orchestrator.v1 RPCs and the HTTP task API.
+#include "orchestrator/api/OrchestratorService.h"
+
+#include <prometheus/registry.h>
+
+#include <deque>
+#include <future>
+#include <unordered_map>
+#include <nlohmann/json.hpp>
+
+#include "common/GrpcErrors.h"
+#include "common/GrpcStream.h"
+
+namespace dspy::orchestrator {
+namespace pb = ::orchestrator::v1;
+namespace {
+
+grpc::ServerUnaryReactor* finishNow(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
+  auto* r = ctx->DefaultReactor();
+  r->Finish(status);
+  return r;
+}
+
+double durationMs(const TaskRecord& t) {
+  if (t.started_ms == 0) return 0;
+  const auto end = t.finished_ms ? t.finished_ms : unixMillis();
+  return static_cast<double>(end - t.started_ms);
+}
+
+void fill(const TaskRecord& t, pb::TaskInfo* out) {
+  out->set_task_id(t.id);
+  out->set_class_(t.cls);
+  out->set_status(toString(t.status));
+  out->set_priority(t.priority);
+  out->set_workflow_id(t.workflow_id);
+  out->set_attempts(t.attempts);
+  for (const auto& [k, v] : t.payload) (*out->mutable_payload())[k] = v;
+  for (const auto& [k, v] : t.result) (*out->mutable_result())[k] = v;
+  out->set_error(t.error);
+  out->set_submitted_at_ms(t.submitted_ms);
+  out->set_started_at_ms(t.started_ms);
+  out->set_finished_at_ms(t.finished_ms);
+}
+
+pb::TaskResult toResult(const TaskRecord& t) {
+  pb::TaskResult r;
+  r.set_task_id(t.id);
+  r.set_status(toString(t.status));
+  for (const auto& [k, v] : t.result) (*r.mutable_result())[k] = v;
+  r.set_error(t.error);
+  r.set_duration_ms(durationMs(t));
+  r.set_completed_at(t.finished_ms / 1000);
+  r.set_attempts(t.attempts);
+  r.set_class_(t.cls);
+  return r;
+}
+
+nlohmann::json toJson(const TaskRecord& t) {
+  nlohmann::json j = {{"id", t.id},           {"class", t.cls},         {"status", toString(t.status)},
+                      {"priority", t.priority}, {"workflow_id", t.workflow_id}, {"attempts", t.attempts},
+                      {"payload", t.payload}, {"result", t.result},     {"error", t.error},
+                      {"submitted_at_ms", t.submitted_ms}, {"started_at_ms", t.started_ms},
+                      {"finished_at_ms", t.finished_ms}, {"duration_ms", durationMs(t)}};
+  return j;
+}
+
+Result<TaskFilter> makeFilter(const std::string& status, const std::string& cls, const std::string& workflow_id,
+                              std::int64_t limit, const std::string& token) {
+  TaskFilter f;
+  if (!status.empty()) {
+    f.status = parseTaskStatus(status);
+    if (!f.status) {
+      return Error{"unknown status '" + status + "' (pending, running, completed, failed, cancelled)",
+                   ErrorKind::InvalidArgument};
+    }
+  }
+  f.cls = cls;
+  f.workflow_id = workflow_id;
+  if (limit < 0 || limit > 1000) return Error{"page size must be between 0 and 1000", ErrorKind::InvalidArgument};
+  f.limit = limit == 0 ? 100 : static_cast<int>(limit);
+  if (!token.empty()) {
+    char* end = nullptr;
+    f.after_seq = std::strtoll(token.c_str(), &end, 10);
+    if (*end != '\0' || f.after_seq < 0) return Error{"bad page token '" + token + "'", ErrorKind::InvalidArgument};
+  }
+  return f;
+}
+
+}  // namespace
+
+HealthReport healthReport(TaskEngine& engine, EnvManagerClient* env_manager) {
+  HealthReport r;
+  const std::string store = engine.storeHealth();
+  r.components["store"] = store;
+  if (store != "ok") r.status = "down";
+  if (env_manager != nullptr) {
+    const std::string link = env_manager->linkState();
+    r.components["env_manager"] = link;
+    const std::string services = env_manager->servicesState();
+    if (!services.empty()) r.components["ensure_services"] = services;
+    // Only a link that failed degrades; idle and connecting are on their way.
+    if (link == "unreachable" && r.status == "ok") r.status = "degraded";
+  }
+  r.components["kafka"] = "not configured";
+  r.components["slurm"] = "not configured";
+  return r;
+}
+
+grpc::ServerUnaryReactor* OrchestratorService::SubmitTask(grpc::CallbackServerContext* ctx,
+                                                          const pb::SubmitTaskRequest* req,
+                                                          pb::SubmitTaskResponse* resp) {
+  SubmitRequest s;
+  s.id = req->id();
+  s.cls = req->class_();
+  s.payload = Payload(req->payload().begin(), req->payload().end());
+  s.priority = req->priority();
+  s.workflow_id = req->workflow_id();
+  auto* reactor = ctx->DefaultReactor();
+  engine_.submit(std::move(s), [reactor, resp](Result<std::string> r) {
+    if (!r) {
+      reactor->Finish(toGrpc(r.fullError()));
+      return;
+    }
+    resp->set_success(true);
+    resp->set_task_id(r.value());
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* OrchestratorService::GetTaskStatus(grpc::CallbackServerContext* ctx,
+                                                             const pb::GetTaskStatusRequest* req,
+                                                             pb::GetTaskStatusResponse* resp) {
+  if (req->task_id().empty()) return finishNow(ctx, {grpc::StatusCode::INVALID_ARGUMENT, "task_id is required"});
+  auto t = engine_.get(req->task_id());
+  if (!t) return finishNow(ctx, toGrpc(t.fullError()));
+  resp->set_task_id(t.value().id);
+  resp->set_status(toString(t.value().status));
+  for (const auto& [k, v] : t.value().result) (*resp->mutable_result())[k] = v;
+  resp->set_error(t.value().error);
+  fill(t.value(), resp->mutable_task());
+  return finishNow(ctx, grpc::Status::OK);
+}
+
+grpc::ServerWriteReactor<pb::TaskResult>* OrchestratorService::StreamTaskResults(
+    grpc::CallbackServerContext*, const pb::StreamTaskResultsRequest* req) {
+  std::set<std::string> ids(req->task_ids().begin(), req->task_ids().end());
+  for (const auto& id : ids) {
+    if (Status s = validateTaskId(id); !s.ok()) return ProducerStream<pb::TaskResult>::failed(toGrpc(s.fullError()));
+  }
+  const bool include_completed = req->include_completed();
+  return new ProducerStream<pb::TaskResult>(
+      [this, ids, include_completed](const ProducerStream<pb::TaskResult>::Write& write, std::stop_token stop) {
+        std::vector<TaskRecord> snapshot;
+        auto watch = engine_.watch(ids, include_completed, &snapshot);
+        struct Unwatch {
+          TaskEngine& e;
+          std::shared_ptr<TaskWatch> w;
+          ~Unwatch() { e.unwatch(w); }
+        } guard{engine_, watch};
+        std::set<std::string> unknown = ids;
+        for (const auto& t : snapshot) unknown.erase(t.id);
+        if (!unknown.empty()) {
+          return grpc::Status(grpc::StatusCode::NOT_FOUND, "no task with id '" + *unknown.begin() + "'");
+        }
+        std::set<std::string> open = ids;  // named tasks not finished yet
+        // The last state sent per task, as a rank that only grows along a task's life,
+        // so that a repeat or an older state (a snapshot can be newer than a queued
+        // change) is never sent.
+        std::unordered_map<std::string, std::int64_t> sent;
+        std::deque<std::string> finished;  // bounds `sent` on an all-task stream
+        auto rank = [](const TaskRecord& t) -> std::int64_t {
+          if (isTerminal(t.status)) return INT64_MAX;
+          return (t.attempts + (t.status == TaskStatus::Pending ? 1 : 0)) * 10LL +
+                 (t.status == TaskStatus::Running ? 1 : 0);
+        };
+        auto offer = [&](const TaskRecord& t, bool from_snapshot) {
+          const std::int64_t r = rank(t);
+          auto it = sent.find(t.id);
+          if (it != sent.end() && it->second >= r) return true;
+          sent[t.id] = r;
+          if (isTerminal(t.status)) {
+            open.erase(t.id);
+            if (ids.empty()) {
+              finished.push_back(t.id);
+              if (finished.size() > 100'000) {
+                sent.erase(finished.front());
+                finished.pop_front();
+              }
+            }
+            if (from_snapshot && !include_completed) return true;
+          }
+          return write(toResult(t));
+        };
+        for (const auto& t : snapshot) {
+          if (!offer(t, true)) return grpc::Status::OK;
+        }
+        while (!ids.empty() ? !open.empty() : true) {
+          auto changes = watch->next(stop);
+          if (stop.stop_requested()) return grpc::Status::OK;
+          for (const auto& t : changes) {
+            if (!offer(t, false)) return grpc::Status::OK;
+          }
+        }
+        return grpc::Status::OK;
+      });
+}
+
+std::map<std::string, double> flattenMetrics(Metrics& metrics) {
+  std::map<std::string, double> out;
+  metrics.render();  // runs the scrape hooks so gauges are current
+  for (const auto& family : metrics.registry().Collect()) {
+    for (const auto& m : family.metric) {
+      std::string key = family.name;
+      if (!m.label.empty()) {
+        key += "{";
+        for (std::size_t i = 0; i < m.label.size(); ++i) {
+          key += (i ? "," : "") + m.label[i].name + "=\"" + m.label[i].value + "\"";
+        }
+        key += "}";
+      }
+      double v = 0;
+      switch (family.type) {
+        case prometheus::MetricType::Counter: v = m.counter.value; break;
+        case prometheus::MetricType::Gauge: v = m.gauge.value; break;
+        case prometheus::MetricType::Untyped: v = m.untyped.value; break;
+        case prometheus::MetricType::Histogram:
+          out[family.name + "_count"] += static_cast<double>(m.histogram.sample_count);
+          out[family.name + "_sum"] += m.histogram.sample_sum;
+          continue;
+        default: continue;
+      }
+      out[key] = v;
+      if (!m.label.empty()) out[family.name] += v;
+    }
+  }
+  return out;
+}
+
+grpc::ServerUnaryReactor* OrchestratorService::GetMetrics(grpc::CallbackServerContext* ctx,
+                                                          const pb::GetMetricsRequest* req,
+                                                          pb::MetricsResponse* resp) {
+  const auto all = flattenMetrics(metrics_);
+  std::set<std::string> wanted(req->metric_names().begin(), req->metric_names().end());
+  for (const auto& [k, v] : all) {
+    const std::string base = k.substr(0, k.find('{'));
+    if (wanted.empty() || wanted.count(k) || wanted.count(base)) (*resp->mutable_metrics())[k] = v;
+  }
+  resp->set_timestamp(unixMillis() / 1000);
+  return finishNow(ctx, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* OrchestratorService::Health(grpc::CallbackServerContext* ctx, const pb::HealthRequest*,
+                                                      pb::HealthResponse* resp) {
+  const HealthReport r = healthReport(engine_, env_manager_);
+  resp->set_healthy(r.status != "down");
+  resp->set_version(dspy::version());
+  (*resp->mutable_services())["grpc"] = "serving";
+  (*resp->mutable_services())["http"] = "serving";
+  for (const auto& [k, v] : r.components) (*resp->mutable_services())[k] = v;
+  return finishNow(ctx, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* OrchestratorService::CancelTask(grpc::CallbackServerContext* ctx,
+                                                          const pb::CancelTaskRequest* req,
+                                                          pb::CancelTaskResponse* resp) {
+  if (Status s = validateTaskId(req->task_id()); !s.ok()) return finishNow(ctx, toGrpc(s.fullError()));
+  if (Status s = engine_.cancel(req->task_id()); !s.ok()) return finishNow(ctx, toGrpc(s.fullError()));
+  auto t = engine_.get(req->task_id());
+  resp->set_success(true);
+  resp->set_status(t ? toString(t.value().status) : "");
+  return finishNow(ctx, grpc::Status::OK);
+}
+
+grpc::ServerUnaryReactor* OrchestratorService::ListTasks(grpc::CallbackServerContext* ctx,
+                                                         const pb::ListTasksRequest* req,
+                                                         pb::ListTasksResponse* resp) {
+  auto f = makeFilter(req->status(), req->class_(), req->workflow_id(), req->page_size(), req->page_token());
+  if (!f) return finishNow(ctx, toGrpc(f.fullError()));
+  auto rows = engine_.list(f.value());
+  if (!rows) return finishNow(ctx, toGrpc(rows.fullError()));
+  for (const auto& t : rows.value()) fill(t, resp->add_tasks());
+  if (static_cast<int>(rows.value().size()) == f.value().limit) {
+    resp->set_next_page_token(std::to_string(rows.value().back().seq));
+  }
+  return finishNow(ctx, grpc::Status::OK);
+}
+
+void registerHttpApi(HttpServer& http, TaskEngine& engine) {
+  http.route("POST", "/queue/submit", [&engine](const HttpRequest& req) {
+    auto j = nlohmann::json::parse(req.body, nullptr, false);
+    if (!j.is_object()) return HttpResponse::error(400, "body must be a JSON object");
+    SubmitRequest s;
+    auto str = [&](const char* key, std::string* out) -> bool {
+      if (!j.contains(key) || j[key].is_null()) return true;
+      if (!j[key].is_string()) return false;
+      *out = j[key].get<std::string>();
+      return true;
+    };
+    if (!str("id", &s.id)) return HttpResponse::error(400, "'id' must be a string");
+    if (!str("class", &s.cls)) return HttpResponse::error(400, "'class' must be a string");
+    if (!str("workflow_id", &s.workflow_id)) return HttpResponse::error(400, "'workflow_id' must be a string");
+    if (j.contains("priority")) {
+      if (!j["priority"].is_number_integer()) return HttpResponse::error(400, "'priority' must be an integer");
+      const auto p = j["priority"].get<std::int64_t>();
+      if (p < INT32_MIN || p > INT32_MAX) return HttpResponse::error(400, "'priority' is out of range");
+      s.priority = static_cast<int>(p);
+    }
+    if (j.contains("payload") && !j["payload"].is_null()) {
+      if (!j["payload"].is_object()) return HttpResponse::error(400, "'payload' must be a JSON object");
+      for (const auto& [k, v] : j["payload"].items()) s.payload[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    }
+    std::promise<Result<std::string>> answer;
+    auto fut = answer.get_future();
+    engine.submit(std::move(s), [&answer](Result<std::string> r) { answer.set_value(std::move(r)); });
+    auto r = fut.get();
+    if (!r) return HttpResponse::error(httpCode(r.kind()), r.error());
+    HttpResponse resp;
+    resp.body = nlohmann::json{{"ok", true}, {"id", r.value()}}.dump();
+    return resp;
+  });
+  http.route("GET", "/queue/status", [&engine](const HttpRequest&) {
+    const QueueStats s = engine.stats();
+    nlohmann::json classes = nlohmann::json::object();
+    for (const auto& [name, c] : s.classes) {
+      classes[name] = {{"executor", c.executor}, {"limiter", c.limiter}, {"limit", c.limit},
+                       {"inflight", c.inflight}, {"queued", c.queued}, {"min_latency_ms", c.min_latency_ms}};
+    }
+    HttpResponse resp;
+    resp.body = nlohmann::json{{"pending", s.pending},     {"done", s.done},           {"submitted", s.submitted},
+                               {"processed", s.processed}, {"completed", s.completed}, {"failed", s.failed},
+                               {"cancelled", s.cancelled}, {"classes", classes}}
+                    .dump();
+    return resp;
+  });
+  http.route("GET", "/tasks/([^/]+)", [&engine](const HttpRequest& req) {
+    if (Status s = validateTaskId(req.matches[1]); !s.ok()) return HttpResponse::error(400, s.error());
+    auto t = engine.get(req.matches[1]);
+    if (!t) return HttpResponse::error(httpCode(t.kind()), t.error());
+    HttpResponse resp;
+    resp.body = toJson(t.value()).dump();
+    return resp;
+  });
+  http.route("POST", "/tasks/([^/]+)/cancel", [&engine](const HttpRequest& req) {
+    if (Status s = validateTaskId(req.matches[1]); !s.ok()) return HttpResponse::error(400, s.error());
+    if (Status s = engine.cancel(req.matches[1]); !s.ok()) return HttpResponse::error(httpCode(s.kind()), s.error());
+    auto t = engine.get(req.matches[1]);
+    HttpResponse resp;
+    resp.body = nlohmann::json{{"ok", true}, {"status", t ? toString(t.value().status) : ""}}.dump();
+    return resp;
+  });
+  http.route("GET", "/tasks", [&engine](const HttpRequest& req) {
+    std::int64_t limit = 0;
+    if (auto l = req.param("limit")) {
+      char* end = nullptr;
+      limit = std::strtoll(l->c_str(), &end, 10);
+      if (l->empty() || *end != '\0') return HttpResponse::error(400, "limit must be an integer");
+    }
+    auto f = makeFilter(req.param("status").value_or(""), req.param("class").value_or(""),
+                        req.param("workflow_id").value_or(""), limit, req.param("page_token").value_or(""));
+    if (!f) return HttpResponse::error(400, f.error());
+    auto rows = engine.list(f.value());
+    if (!rows) return HttpResponse::error(httpCode(rows.kind()), rows.error());
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& t : rows.value()) items.push_back(toJson(t));
+    nlohmann::json body = {{"items", items}};
+    if (static_cast<int>(rows.value().size()) == f.value().limit) {
+      body["next_page_token"] = std::to_string(rows.value().back().seq);
+    }
+    HttpResponse resp;
+    resp.body = body.dump();
+    return resp;
+  });
+}
+
+}  // namespace dspy::orchestrator

@@ -1,0 +1,178 @@
+// The env-manager link.
+#include "orchestrator/envmanager/EnvManagerClient.h"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <fstream>
+#include <sstream>
+
+#include "env_manager/v1/env_manager.grpc.pb.h"
+
+namespace dspy::orchestrator {
+namespace {
+
+std::string stateName(grpc_connectivity_state s) {
+  switch (s) {
+    case GRPC_CHANNEL_IDLE: return "idle";
+    case GRPC_CHANNEL_CONNECTING: return "connecting";
+    case GRPC_CHANNEL_READY: return "ready";
+    case GRPC_CHANNEL_TRANSIENT_FAILURE: return "unreachable";
+    case GRPC_CHANNEL_SHUTDOWN: return "shutdown";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+EnvManagerClient::EnvManagerClient(EnvManagerLinkConfig cfg) : cfg_(std::move(cfg)) {
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!cfg_.ca_file.empty()) {
+    std::ifstream in(cfg_.ca_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    grpc::SslCredentialsOptions opts;
+    opts.pem_root_certs = ss.str();
+    creds = grpc::SslCredentials(opts);
+  }
+  grpc::ChannelArguments args;
+  // Reconnect quickly after env-manager restarts; gRPC backs off up to this.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+  channel_ = grpc::CreateCustomChannel(cfg_.address, creds, args);
+  if (!cfg_.ensure_services.empty()) services_ = "waiting for env-manager";
+}
+
+EnvManagerClient::~EnvManagerClient() { stop(); }
+
+void EnvManagerClient::start(bool needed) {
+  if (!needed && cfg_.ensure_services.empty()) return;
+  {
+    std::lock_guard lock(mu_);
+    link_ = "connecting";
+  }
+  watcher_ = std::jthread([this](std::stop_token st) { watch(st); });
+  if (!cfg_.ensure_services.empty()) ensurer_ = std::jthread([this](std::stop_token st) { ensure(st); });
+}
+
+void EnvManagerClient::stop() {
+  if (ensurer_.joinable()) {
+    ensurer_.request_stop();
+    ensurer_.join();
+  }
+  if (watcher_.joinable()) {
+    watcher_.request_stop();
+    watcher_.join();
+  }
+}
+
+void EnvManagerClient::watch(std::stop_token stop) {
+  auto state = channel_->GetState(true);
+  while (!stop.stop_requested()) {
+    {
+      std::lock_guard lock(mu_);
+      link_ = stateName(state);
+    }
+    if (state != GRPC_CHANNEL_READY) channel_->GetState(true);  // keep trying to connect
+    // Wakes on a change, or after 200 ms to notice a stop request.
+    if (channel_->WaitForStateChange(state, std::chrono::system_clock::now() + std::chrono::milliseconds(200))) {
+      const auto next = channel_->GetState(true);
+      if (next != state) spdlog::info("env-manager link {}: {} -> {}", cfg_.address, stateName(state), stateName(next));
+      state = next;
+    }
+  }
+}
+
+std::string EnvManagerClient::linkState() const {
+  std::lock_guard lock(mu_);
+  return link_;
+}
+
+bool EnvManagerClient::linkReady() const { return linkState() == "ready"; }
+
+std::string EnvManagerClient::servicesState() const {
+  std::lock_guard lock(mu_);
+  return services_;
+}
+
+void EnvManagerClient::addAuth(grpc::ClientContext& ctx) const {
+  if (!cfg_.token.empty()) ctx.AddMetadata("authorization", "Bearer " + cfg_.token);
+}
+
+void EnvManagerClient::ensure(std::stop_token stop) {
+  auto stub = env_manager::v1::EnvManagerService::NewStub(channel_);
+  Backoff backoff(BackoffPolicy{.initial = std::chrono::milliseconds(500), .max = std::chrono::milliseconds(30'000)});
+  std::mutex m;
+  std::condition_variable_any cv;
+  auto wait = [&](std::chrono::milliseconds d) {
+    std::unique_lock lock(m);
+    return !cv.wait_for(lock, stop, d, [] { return false; });
+  };
+  std::string list;
+  for (const auto& s : cfg_.ensure_services) list += (list.empty() ? "" : ", ") + s;
+  while (!stop.stop_requested()) {
+    grpc::ClientContext ctx;
+    addAuth(ctx);
+    ctx.set_wait_for_ready(true);
+    std::stop_callback cancel(stop, [&ctx] { ctx.TryCancel(); });
+    env_manager::v1::StartServicesRequest req;
+    for (const auto& s : cfg_.ensure_services) req.add_service_names(s);
+    {
+      std::lock_guard lock(mu_);
+      services_ = "starting " + list;
+    }
+    spdlog::info("asking env-manager at {} to start {}", cfg_.address, list);
+    auto reader = stub->StartServices(&ctx, req);
+    env_manager::v1::ServiceStatusUpdate u;
+    while (reader->Read(&u)) spdlog::debug("env-manager: {} {} {}", u.service_name(), u.status(), u.message());
+    const grpc::Status st = reader->Finish();
+    if (st.ok()) {
+      std::lock_guard lock(mu_);
+      services_ = "ready: " + list;
+      spdlog::info("env-manager reports {} up", list);
+      return;
+    }
+    if (stop.stop_requested()) return;
+    const auto delay = backoff.next();
+    {
+      std::lock_guard lock(mu_);
+      services_ = "failed (" + st.error_message() + "), retrying";
+    }
+    spdlog::warn("env-manager could not start {}: {}; retrying in {} ms", list, st.error_message(), delay.count());
+    if (!wait(delay)) return;
+  }
+}
+
+Result<ContainerOutcome> EnvManagerClient::executeTask(const std::string& task_id, const std::string& workload_class,
+                                                       const Payload& payload, std::chrono::milliseconds timeout,
+                                                       std::stop_token cancel) {
+  auto stub = env_manager::v1::EnvManagerService::NewStub(channel_);
+  grpc::ClientContext ctx;
+  addAuth(ctx);
+  // env-manager enforces the timeout by killing the container; give the call room to
+  // report that before the deadline cuts it off.
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout + std::chrono::seconds(15));
+  std::stop_callback on_cancel(cancel, [&ctx] { ctx.TryCancel(); });
+  env_manager::v1::ExecuteTaskRequest req;
+  req.set_task_id(task_id);
+  req.set_workload_class(workload_class);
+  for (const auto& [k, v] : payload) (*req.mutable_payload())[k] = v;
+  req.set_timeout_seconds(static_cast<int>(std::max<std::int64_t>(1, (timeout.count() + 999) / 1000)));
+  env_manager::v1::ExecuteTaskResponse resp;
+  const grpc::Status st = stub->ExecuteTask(&ctx, req, &resp);
+  if (!st.ok()) {
+    ErrorKind kind = ErrorKind::Unavailable;
+    if (st.error_code() == grpc::StatusCode::INVALID_ARGUMENT) kind = ErrorKind::InvalidArgument;
+    if (st.error_code() == grpc::StatusCode::CANCELLED) kind = ErrorKind::Cancelled;
+    if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) kind = ErrorKind::Timeout;
+    return Error{"env-manager ExecuteTask: " + st.error_message(), kind};
+  }
+  ContainerOutcome o;
+  o.success = resp.success();
+  o.error = resp.error();
+  for (const auto& [k, v] : resp.result()) o.result[k] = v;
+  o.result["latency_ms"] = std::to_string(resp.latency_ms());
+  return o;
+}
+
+}  // namespace dspy::orchestrator

@@ -1,0 +1,71 @@
+// EnvManagerClient: the orchestrator's link to env-manager over gRPC. It watches the
+// channel's connectivity (gRPC reconnects with backoff by itself), reports the link in
+// health, runs ExecuteTask for the `container` executor, and, when config lists
+// `ensure_services`, asks env-manager to bring them up once the link is up and again
+// (with backoff) until that succeeded.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/Backoff.h"
+#include "common/Payload.h"
+#include "common/Result.h"
+
+namespace dspy::orchestrator {
+
+struct EnvManagerLinkConfig {
+  std::string address = "127.0.0.1:50100";
+  std::string token;    // bearer token env-manager expects, if any
+  std::string ca_file;  // TLS to env-manager when set
+  std::vector<std::string> ensure_services;
+};
+
+struct ContainerOutcome {
+  bool success = false;
+  Payload result;
+  std::string error;
+};
+
+class EnvManagerClient {
+ public:
+  explicit EnvManagerClient(EnvManagerLinkConfig cfg);
+  ~EnvManagerClient();
+
+  // Starts the connectivity watcher and the ensure_services worker. `needed` says
+  // whether anything uses env-manager (a container class or ensure_services); when
+  // nothing does, the link is reported as "not used" and never dialled.
+  void start(bool needed);
+  void stop();
+
+  // "ready", "connecting", "unreachable: ...", plus the ensure_services state.
+  std::string linkState() const;
+  bool linkReady() const;
+  std::string servicesState() const;
+
+  Result<ContainerOutcome> executeTask(const std::string& task_id, const std::string& workload_class,
+                                       const Payload& payload, std::chrono::milliseconds timeout,
+                                       std::stop_token cancel);
+
+ private:
+  void watch(std::stop_token stop);
+  void ensure(std::stop_token stop);
+  void addAuth(grpc::ClientContext& ctx) const;
+
+  EnvManagerLinkConfig cfg_;
+  std::shared_ptr<grpc::Channel> channel_;
+  mutable std::mutex mu_;
+  std::string link_ = "not used";
+  std::string services_;
+  std::jthread watcher_;
+  std::jthread ensurer_;
+};
+
+}  // namespace dspy::orchestrator

@@ -1,0 +1,102 @@
+// container and http executors.
+#include "orchestrator/executors/RemoteExecutors.h"
+
+#include <curl/curl.h>
+
+#include <nlohmann/json.hpp>
+
+namespace dspy::orchestrator {
+
+Status ContainerExecutor::validate(const Payload& payload) const {
+  if (!payload.count("command")) {
+    return Error{"payload needs \"command\": the name of a command in env-manager's tasks.commands",
+                 ErrorKind::InvalidArgument};
+  }
+  return Status::Ok();
+}
+
+ExecOutcome ContainerExecutor::execute(const ExecRequest& req, std::stop_token cancel) {
+  auto r = client_.executeTask(req.task_id, workload_class_, req.payload, req.timeout, cancel);
+  if (!r) {
+    const bool retryable = r.kind() == ErrorKind::Unavailable || r.kind() == ErrorKind::Timeout;
+    return ExecOutcome::failure(r.error(), retryable && !cancel.stop_requested());
+  }
+  ExecOutcome o;
+  o.success = r.value().success;
+  o.result = std::move(r.value().result);
+  o.error = r.value().error;
+  return o;
+}
+
+Status HttpExecutor::validate(const Payload&) const {
+  if (base_url_.empty()) {
+    return Error{"the http executor has no runner URL: set executors.http.url or ENV_RUNNER_URL",
+                 ErrorKind::FailedPrecondition};
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+std::size_t collect(char* p, std::size_t size, std::size_t n, void* out) {
+  auto* s = static_cast<std::string*>(out);
+  if (s->size() < 4 * 1024 * 1024) s->append(p, size * n);
+  return size * n;
+}
+
+int progress(void* stop, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<std::stop_token*>(stop)->stop_requested() ? 1 : 0;
+}
+
+}  // namespace
+
+ExecOutcome HttpExecutor::execute(const ExecRequest& req, std::stop_token cancel) {
+  if (Status s = validate(req.payload); !s.ok()) return ExecOutcome::failure(s.error(), false);
+  nlohmann::json body = {{"task_id", req.task_id}, {"class", req.cls}, {"attempt", req.attempt},
+                         {"payload", req.payload}};
+  const std::string text = body.dump();
+  std::string answer;
+  CURL* c = curl_easy_init();
+  if (c == nullptr) return ExecOutcome::failure("curl_easy_init failed", true);
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  const std::string url = base_url_ + "/tasks/execute";
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, text.c_str());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(text.size()));
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &answer);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &cancel);
+  const CURLcode rc = curl_easy_perform(c);
+  long code = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(c);
+  if (rc == CURLE_ABORTED_BY_CALLBACK) return ExecOutcome::failure("cancelled", false);
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    return ExecOutcome::failure("runner did not answer within " + std::to_string(req.timeout.count()) + " ms", true);
+  }
+  if (rc != CURLE_OK) return ExecOutcome::failure(url + ": " + curl_easy_strerror(rc), true);
+  auto j = nlohmann::json::parse(answer, nullptr, false);
+  if (code < 200 || code >= 300) {
+    std::string why = j.is_object() && j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>()
+                                                                                      : answer.substr(0, 200);
+    return ExecOutcome::failure("runner answered HTTP " + std::to_string(code) + ": " + why, code >= 500);
+  }
+  if (!j.is_object()) return ExecOutcome::failure("runner answered something that is not a JSON object", true);
+  ExecOutcome o;
+  const auto ok = j.contains("success") ? j["success"] : j.value("ok", nlohmann::json(false));
+  o.success = ok.is_boolean() && ok.get<bool>();
+  if (j.contains("result") && j["result"].is_object()) {
+    for (const auto& [k, v] : j["result"].items()) o.result[k] = v.is_string() ? v.get<std::string>() : v.dump();
+  }
+  if (j.contains("error") && j["error"].is_string()) o.error = j["error"].get<std::string>();
+  if (!o.success && o.error.empty()) o.error = "runner reported failure";
+  return o;
+}
+
+}  // namespace dspy::orchestrator

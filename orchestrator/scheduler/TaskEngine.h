@@ -1,0 +1,212 @@
+// TaskEngine: accepts tasks, makes them durable, queues them per class (higher
+// priority first, strict FIFO within a priority), runs them through the class's
+// executor under the class's concurrency limiter, retries failures by policy, cancels,
+// recovers after a restart, and tells watchers about every change.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "common/Clock.h"
+#include "common/Metrics.h"
+#include "orchestrator/executors/Executor.h"
+#include "orchestrator/scheduler/Limiter.h"
+#include "orchestrator/store/TaskStore.h"
+
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+template <class T>
+class Family;
+}  // namespace prometheus
+
+namespace dspy::orchestrator {
+
+struct ClassConfig {
+  std::string executor = "process";  // process | container | http | slurm | noop
+  LimiterConfig limiter;
+  std::chrono::milliseconds timeout{60'000};  // per attempt; a payload may ask for less
+  RetryPolicy retry;
+  std::string workload_class;  // env-manager class for `container` (default: the class name)
+  int max_queued = 100'000;    // submissions beyond this are refused (back-pressure)
+};
+
+struct EngineConfig {
+  std::map<std::string, ClassConfig> classes;
+  std::int64_t max_payload_bytes = 256 * 1024;
+  std::int64_t retain_finished = 10'000;  // finished tasks kept in memory (older: store)
+};
+
+struct SubmitRequest {
+  std::string id;  // empty = generate
+  std::string cls;
+  Payload payload;
+  int priority = 0;
+  std::string workflow_id;
+};
+
+struct ClassStats {
+  std::string executor;
+  std::string limiter;
+  int limit = 0;
+  int inflight = 0;
+  int queued = 0;  // waiting to run, including retries waiting for their delay
+  double min_latency_ms = 0;
+};
+
+struct QueueStats {
+  std::int64_t pending = 0;  // not finished: queued, waiting to retry or running
+  std::int64_t done = 0;     // finished: completed, failed or cancelled
+  std::int64_t submitted = 0;
+  std::int64_t processed = 0;  // attempts that ended (a retried task counts each)
+  std::int64_t completed = 0;
+  std::int64_t failed = 0;
+  std::int64_t cancelled = 0;
+  std::map<std::string, ClassStats> classes;
+};
+
+// A subscription to task changes; the engine pushes, a stream pops.
+class TaskWatch {
+ public:
+  explicit TaskWatch(std::set<std::string> ids) : ids_(std::move(ids)) {}
+  // Waits for changes until `stop`; returns what arrived (empty when stopped).
+  std::deque<TaskRecord> next(std::stop_token stop);
+  bool wants(const std::string& id) const { return ids_.empty() || ids_.count(id); }
+  void push(const TaskRecord& t);
+
+ private:
+  std::set<std::string> ids_;
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::deque<TaskRecord> changes_;
+};
+
+class TaskEngine {
+ public:
+  using Executors = std::map<std::string, std::shared_ptr<Executor>>;  // by class
+  using SubmitDone = std::function<void(Result<std::string>)>;
+
+  TaskEngine(EngineConfig cfg, TaskStore& store, Executors executors, Clock& clock, Metrics* metrics);
+  ~TaskEngine();
+
+  // Reads unfinished tasks from the store: queued ones are queued again; ones that
+  // were running when the process died count as a failed attempt and are retried or
+  // failed by their class's policy. Call once, before start().
+  Status recover();
+  void start();
+  // Stops dispatching, cancels running attempts (they go back to the queue without
+  // using up an attempt) and waits until the store has everything.
+  void stop();
+
+  // Validates and stores a task; `done` runs once it is durable (or refused), on
+  // whichever thread finished the write. An exact resubmission of an existing id
+  // succeeds again; a different request with a taken id is AlreadyExists.
+  void submit(SubmitRequest req, SubmitDone done);
+  Result<TaskRecord> get(const std::string& id);
+  // A queued task is cancelled at once; a running one is killed and then recorded as
+  // cancelled. A finished task cannot be cancelled (FailedPrecondition).
+  Status cancel(const std::string& id);
+  Result<std::vector<TaskRecord>> list(const TaskFilter& filter);
+
+  // Subscribes first, then returns the current state of the matching tasks, so that a
+  // caller misses nothing (it may see a state twice, and should skip repeats).
+  std::shared_ptr<TaskWatch> watch(const std::set<std::string>& ids, bool include_finished,
+                                   std::vector<TaskRecord>* snapshot);
+  void unwatch(const std::shared_ptr<TaskWatch>& w);
+
+  QueueStats stats();
+  bool hasClass(const std::string& cls) const { return cfg_.classes.count(cls) > 0; }
+  std::string storeHealth() { return store_.health(); }
+
+ private:
+  struct Entry {
+    TaskRecord rec;
+    bool accepted = false;  // durable in the store
+    std::vector<SubmitDone> waiters;  // exact resubmissions while the first write is in flight
+    std::stop_source cancel;
+    bool cancel_requested = false;
+    bool interrupted = false;  // stopped by our own shutdown
+    Clock::MonotonicTime queued_at{};
+    Clock::MonotonicTime started_at{};
+  };
+  struct QueueKey {
+    int neg_priority;
+    std::int64_t seq;
+    bool operator<(const QueueKey& o) const {
+      return neg_priority != o.neg_priority ? neg_priority < o.neg_priority : seq < o.seq;
+    }
+  };
+  struct ClassState {
+    ClassConfig cfg;
+    std::shared_ptr<Executor> executor;
+    std::unique_ptr<ConcurrencyLimiter> limiter;
+    std::map<QueueKey, std::string> queue;
+    int inflight = 0;
+    int waiting_retry = 0;
+    prometheus::Gauge* limit_gauge = nullptr;
+    prometheus::Gauge* inflight_gauge = nullptr;
+    prometheus::Gauge* depth_gauge = nullptr;
+    prometheus::Counter* submitted = nullptr;
+    prometheus::Counter* processed = nullptr;
+    prometheus::Counter* completed = nullptr;
+    prometheus::Counter* failed = nullptr;
+    prometheus::Counter* cancelled = nullptr;
+    prometheus::Counter* retries = nullptr;
+    prometheus::Histogram* duration = nullptr;
+    prometheus::Histogram* dispatch = nullptr;
+  };
+
+  Status validateRequest(SubmitRequest& req, Payload* expanded) const;
+  void onInserted(const std::string& id, Status s);
+  void enqueueLocked(Entry& e);
+  void dispatchLocked(ClassState& cs);
+  void runAttempt(std::string id, ExecRequest req, std::shared_ptr<Executor> ex, std::stop_token cancel);
+  void finishAttempt(const std::string& id, ExecOutcome outcome, std::chrono::nanoseconds latency,
+                     Clock::MonotonicTime started);
+  // Writes the entry's record; watchers hear of it once it is durable.
+  void persistLocked(Entry& e);
+  void notify(const TaskRecord& rec);
+  void retireLocked(const std::string& id);
+  void timerLoop(std::stop_token stop);
+  void rejected(const std::string& cls, const std::string& reason);
+  void updateGauges();
+
+  EngineConfig cfg_;
+  TaskStore& store_;
+  Clock& clock_;
+  Metrics* metrics_;
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Entry> tasks_;
+  std::map<std::string, ClassState> classes_;
+  std::multimap<std::int64_t, std::string> retry_at_;  // unix ms -> task id
+  std::deque<std::string> finished_order_;
+  std::int64_t seq_ = 0;
+  QueueStats totals_;
+  bool started_ = false;
+  bool stopping_ = false;
+  int running_threads_ = 0;
+  std::condition_variable threads_cv_;
+  std::condition_variable timer_cv_;
+  std::jthread timer_;
+
+  std::mutex watch_mu_;
+  std::list<std::shared_ptr<TaskWatch>> watches_;
+
+  prometheus::Family<prometheus::Counter>* rejected_family_ = nullptr;
+  prometheus::Gauge* env_queue_depth_ = nullptr;
+};
+
+}  // namespace dspy::orchestrator

@@ -1,0 +1,356 @@
+// SQLite task store with group commit.
+#include "orchestrator/store/SqliteTaskStore.h"
+
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+namespace dspy::orchestrator {
+namespace {
+
+// Version 1. Tables beyond `tasks` are filled by the workflow engine, the Slurm
+// integration and the event relay; they are created now so that those parts extend
+// the schema instead of rewriting it.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  class TEXT NOT NULL,
+  priority INTEGER NOT NULL DEFAULT 0,
+  workflow_id TEXT NOT NULL DEFAULT '',
+  run_id TEXT NOT NULL DEFAULT '',
+  step_id TEXT NOT NULL DEFAULT '',
+  payload TEXT NOT NULL,
+  request_hash TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  result TEXT NOT NULL DEFAULT '{}',
+  error TEXT NOT NULL DEFAULT '',
+  submitted_ms INTEGER NOT NULL,
+  started_ms INTEGER NOT NULL DEFAULT 0,
+  finished_ms INTEGER NOT NULL DEFAULT 0,
+  not_before_ms INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status, seq);
+CREATE TABLE IF NOT EXISTS workflows (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+  tenant TEXT NOT NULL DEFAULT '', version INTEGER NOT NULL DEFAULT 1, spec TEXT NOT NULL,
+  created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS workflow_versions (
+  workflow_id TEXT NOT NULL, version INTEGER NOT NULL, spec TEXT NOT NULL, updated_ms INTEGER NOT NULL,
+  PRIMARY KEY (workflow_id, version));
+CREATE TABLE IF NOT EXISTS workflow_runs (
+  id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, workflow_version INTEGER NOT NULL,
+  idempotency_key TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, input TEXT NOT NULL DEFAULT '{}',
+  metadata TEXT NOT NULL DEFAULT '{}', steps TEXT NOT NULL DEFAULT '[]',
+  created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, completed_ms INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX IF NOT EXISTS workflow_runs_idem ON workflow_runs(workflow_id, idempotency_key)
+  WHERE idempotency_key <> '';
+CREATE TABLE IF NOT EXISTS slurm_jobs (
+  task_id TEXT PRIMARY KEY, job_id TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
+  script TEXT NOT NULL DEFAULT '', submit_ms INTEGER NOT NULL DEFAULT 0, start_ms INTEGER NOT NULL DEFAULT 0,
+  end_ms INTEGER NOT NULL DEFAULT 0, exit_code INTEGER, error TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
+  resource_id TEXT NOT NULL DEFAULT '', body TEXT NOT NULL, created_ns INTEGER NOT NULL,
+  delivered_ns INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS outbox_undelivered ON outbox(seq) WHERE delivered_ns = 0;
+)sql";
+
+constexpr const char* kColumns =
+    "seq, id, class, priority, workflow_id, payload, request_hash, status, attempts, result, error, "
+    "submitted_ms, started_ms, finished_ms, not_before_ms";
+
+std::string dump(const Payload& p) { return nlohmann::json(p).dump(); }
+
+Payload load(const unsigned char* text) {
+  if (text == nullptr) return {};
+  auto j = nlohmann::json::parse(reinterpret_cast<const char*>(text), nullptr, false);
+  if (!j.is_object()) return {};
+  Payload out;
+  for (const auto& [k, v] : j.items()) out[k] = v.is_string() ? v.get<std::string>() : v.dump();
+  return out;
+}
+
+std::string text(sqlite3_stmt* st, int col) {
+  const unsigned char* t = sqlite3_column_text(st, col);
+  return t == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(t));
+}
+
+TaskRecord readRow(sqlite3_stmt* st) {
+  TaskRecord t;
+  t.seq = sqlite3_column_int64(st, 0);
+  t.id = text(st, 1);
+  t.cls = text(st, 2);
+  t.priority = sqlite3_column_int(st, 3);
+  t.workflow_id = text(st, 4);
+  t.payload = load(sqlite3_column_text(st, 5));
+  t.request_hash = text(st, 6);
+  t.status = parseTaskStatus(text(st, 7)).value_or(TaskStatus::Failed);
+  t.attempts = sqlite3_column_int(st, 8);
+  t.result = load(sqlite3_column_text(st, 9));
+  t.error = text(st, 10);
+  t.submitted_ms = sqlite3_column_int64(st, 11);
+  t.started_ms = sqlite3_column_int64(st, 12);
+  t.finished_ms = sqlite3_column_int64(st, 13);
+  t.not_before_ms = sqlite3_column_int64(st, 14);
+  return t;
+}
+
+// A prepared statement freed at scope end.
+struct Stmt {
+  sqlite3_stmt* st = nullptr;
+  Stmt(sqlite3* db, const std::string& sql) { sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr); }
+  ~Stmt() { sqlite3_finalize(st); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+};
+
+Status exec(sqlite3* db, const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string m = err ? err : "unknown error";
+    sqlite3_free(err);
+    return Error{"sqlite: " + m + " (in: " + sql.substr(0, 60) + ")", ErrorKind::Internal};
+  }
+  return Status::Ok();
+}
+
+Result<sqlite3*> openDb(const std::string& path, SyncMode mode) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
+    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Error{"cannot open the task store " + path + ": " + m, ErrorKind::Unavailable};
+  }
+  sqlite3_busy_timeout(db, 5000);
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON"}) {
+    if (Status s = exec(db, pragma); !s.ok()) {
+      sqlite3_close(db);
+      return Error{"task store " + path + ": " + s.error(), ErrorKind::Unavailable};
+    }
+  }
+  (void)exec(db, mode == SyncMode::Full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  return db;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::open(const std::string& dir, SyncMode mode, int max_batch) {
+  if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
+    return Error{"cannot create the state directory " + dir + ": " + std::strerror(errno), ErrorKind::Unavailable};
+  }
+  const std::string path = dir + "/orchestrator.db";
+  auto w = openDb(path, mode);
+  if (!w) return w.fullError();
+  sqlite3* writer = w.value();
+  Stmt version(writer, "PRAGMA user_version");
+  int current = sqlite3_step(version.st) == SQLITE_ROW ? sqlite3_column_int(version.st, 0) : 0;
+  if (current > kSchemaVersion) {
+    sqlite3_close(writer);
+    return Error{path + " has schema version " + std::to_string(current) + ", newer than this build's " +
+                     std::to_string(kSchemaVersion) + ": upgrade the orchestrator",
+                 ErrorKind::FailedPrecondition};
+  }
+  if (Status s = exec(writer, std::string("BEGIN;") + kSchema + "PRAGMA user_version=" +
+                                  std::to_string(kSchemaVersion) + ";COMMIT;");
+      !s.ok()) {
+    sqlite3_close(writer);
+    return Error{path + ": " + s.error(), ErrorKind::Internal};
+  }
+  auto r = openDb(path, mode);
+  if (!r) {
+    sqlite3_close(writer);
+    return r.fullError();
+  }
+  return std::unique_ptr<SqliteTaskStore>(new SqliteTaskStore(path, writer, r.value(), max_batch));
+}
+
+SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* reader, int max_batch)
+    : path_(std::move(path)), writer_(writer), reader_(reader), max_batch_(max_batch) {
+  writer_thread_ = std::jthread([this](std::stop_token stop) { writerLoop(stop); });
+}
+
+SqliteTaskStore::~SqliteTaskStore() {
+  flush();
+  writer_thread_.request_stop();
+  cv_.notify_all();
+  writer_thread_.join();
+  sqlite3_close(reader_);
+  sqlite3_close(writer_);
+}
+
+void SqliteTaskStore::enqueue(Op op) {
+  {
+    std::lock_guard lock(mu_);
+    pending_.push_back(std::move(op));
+  }
+  cv_.notify_one();
+}
+
+void SqliteTaskStore::insert(const TaskRecord& task, Done done) { enqueue(Op{true, task, std::move(done)}); }
+
+void SqliteTaskStore::update(const TaskRecord& task, Done done) { enqueue(Op{false, task, std::move(done)}); }
+
+void SqliteTaskStore::flush() {
+  std::unique_lock lock(mu_);
+  idle_cv_.wait(lock, [this] { return pending_.empty() && !busy_; });
+}
+
+void SqliteTaskStore::writerLoop(std::stop_token stop) {
+  Stmt ins(writer_,
+           std::string("INSERT INTO tasks (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  Stmt upd(writer_,
+           "UPDATE tasks SET status=?, attempts=?, result=?, error=?, started_ms=?, finished_ms=?, "
+           "not_before_ms=? WHERE id=?");
+  std::vector<Op> batch;
+  std::vector<Status> outcomes;
+  while (true) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, stop, [this] { return !pending_.empty(); });
+      if (pending_.empty()) return;  // stopped with nothing left
+      const std::size_t n = std::min(pending_.size(), static_cast<std::size_t>(max_batch_));
+      batch.assign(std::make_move_iterator(pending_.begin()),
+                   std::make_move_iterator(pending_.begin() + static_cast<std::ptrdiff_t>(n)));
+      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+      busy_ = true;
+    }
+    outcomes.assign(batch.size(), Status::Ok());
+    Status tx = exec(writer_, "BEGIN IMMEDIATE");
+    for (std::size_t i = 0; tx.ok() && i < batch.size(); ++i) {
+      const TaskRecord& t = batch[i].task;
+      sqlite3_stmt* st = batch[i].is_insert ? ins.st : upd.st;
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+      const std::string payload = dump(t.payload), result = dump(t.result);
+      const char* status = toString(t.status);
+      if (batch[i].is_insert) {
+        sqlite3_bind_int64(st, 1, t.seq);
+        sqlite3_bind_text(st, 2, t.id.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 3, t.cls.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(st, 4, t.priority);
+        sqlite3_bind_text(st, 5, t.workflow_id.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 6, payload.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 7, t.request_hash.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 8, status, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 9, t.attempts);
+        sqlite3_bind_text(st, 10, result.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 11, t.error.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 12, t.submitted_ms);
+        sqlite3_bind_int64(st, 13, t.started_ms);
+        sqlite3_bind_int64(st, 14, t.finished_ms);
+        sqlite3_bind_int64(st, 15, t.not_before_ms);
+      } else {
+        sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, t.attempts);
+        sqlite3_bind_text(st, 3, result.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 4, t.error.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 5, t.started_ms);
+        sqlite3_bind_int64(st, 6, t.finished_ms);
+        sqlite3_bind_int64(st, 7, t.not_before_ms);
+        sqlite3_bind_text(st, 8, t.id.c_str(), -1, SQLITE_TRANSIENT);
+      }
+      const int rc = sqlite3_step(st);
+      if (rc == SQLITE_CONSTRAINT) {
+        outcomes[i] = Error{"task id '" + t.id + "' exists", ErrorKind::AlreadyExists};
+      } else if (rc != SQLITE_DONE) {
+        outcomes[i] = Error{std::string("sqlite: ") + sqlite3_errmsg(writer_), ErrorKind::Internal};
+      } else if (!batch[i].is_insert && sqlite3_changes(writer_) == 0) {
+        outcomes[i] = Error{"task '" + t.id + "' not found", ErrorKind::NotFound};
+      }
+    }
+    if (tx.ok()) tx = exec(writer_, "COMMIT");
+    if (!tx.ok()) {
+      (void)exec(writer_, "ROLLBACK");
+      spdlog::error("task store commit of {} writes failed: {}", batch.size(), tx.error());
+      for (auto& o : outcomes) o = Error{"task store: " + tx.error(), ErrorKind::Unavailable};
+    }
+    {
+      std::lock_guard lock(mu_);
+      last_error_ = tx.ok() ? "" : tx.error();
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].done) batch[i].done(outcomes[i]);
+    }
+    batch.clear();
+    {
+      std::lock_guard lock(mu_);
+      busy_ = false;
+    }
+    idle_cv_.notify_all();
+  }
+}
+
+Result<std::vector<TaskRecord>> SqliteTaskStore::query(const std::string& sql, const std::function<void(void*)>& bind) {
+  std::lock_guard lock(read_mu_);
+  Stmt st(reader_, sql);
+  if (st.st == nullptr) return Error{std::string("sqlite: ") + sqlite3_errmsg(reader_), ErrorKind::Internal};
+  if (bind) bind(st.st);
+  std::vector<TaskRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(st.st)) == SQLITE_ROW) out.push_back(readRow(st.st));
+  if (rc != SQLITE_DONE) return Error{std::string("sqlite: ") + sqlite3_errmsg(reader_), ErrorKind::Unavailable};
+  return out;
+}
+
+Result<std::optional<TaskRecord>> SqliteTaskStore::get(const std::string& id) {
+  auto rows = query(std::string("SELECT ") + kColumns + " FROM tasks WHERE id=?", [&](void* st) {
+    sqlite3_bind_text(static_cast<sqlite3_stmt*>(st), 1, id.c_str(), -1, SQLITE_TRANSIENT);
+  });
+  if (!rows) return rows.fullError();
+  if (rows.value().empty()) return std::optional<TaskRecord>{};
+  return std::optional<TaskRecord>{std::move(rows.value().front())};
+}
+
+Result<std::vector<TaskRecord>> SqliteTaskStore::unfinished() {
+  return query(std::string("SELECT ") + kColumns + " FROM tasks WHERE status IN ('pending','running') ORDER BY seq",
+               nullptr);
+}
+
+Result<std::vector<TaskRecord>> SqliteTaskStore::list(const TaskFilter& f) {
+  std::string sql = std::string("SELECT ") + kColumns + " FROM tasks WHERE seq > ?1";
+  if (f.status) sql += " AND status = ?2";
+  if (!f.cls.empty()) sql += " AND class = ?3";
+  if (!f.workflow_id.empty()) sql += " AND workflow_id = ?4";
+  sql += " ORDER BY seq LIMIT ?5";
+  return query(sql, [&](void* p) {
+    auto* st = static_cast<sqlite3_stmt*>(p);
+    sqlite3_bind_int64(st, 1, f.after_seq);
+    if (f.status) sqlite3_bind_text(st, 2, toString(*f.status), -1, SQLITE_STATIC);
+    if (!f.cls.empty()) sqlite3_bind_text(st, 3, f.cls.c_str(), -1, SQLITE_TRANSIENT);
+    if (!f.workflow_id.empty()) sqlite3_bind_text(st, 4, f.workflow_id.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 5, f.limit);
+  });
+}
+
+Result<std::map<TaskStatus, std::int64_t>> SqliteTaskStore::countByStatus() {
+  std::lock_guard lock(read_mu_);
+  Stmt st(reader_, "SELECT status, COUNT(*) FROM tasks GROUP BY status");
+  std::map<TaskStatus, std::int64_t> out;
+  int rc;
+  while ((rc = sqlite3_step(st.st)) == SQLITE_ROW) {
+    if (auto s = parseTaskStatus(text(st.st, 0))) out[*s] = sqlite3_column_int64(st.st, 1);
+  }
+  if (rc != SQLITE_DONE) return Error{std::string("sqlite: ") + sqlite3_errmsg(reader_), ErrorKind::Unavailable};
+  return out;
+}
+
+Result<std::int64_t> SqliteTaskStore::maxSeq() {
+  std::lock_guard lock(read_mu_);
+  Stmt st(reader_, "SELECT COALESCE(MAX(seq), 0) FROM tasks");
+  if (sqlite3_step(st.st) != SQLITE_ROW) return Error{std::string("sqlite: ") + sqlite3_errmsg(reader_)};
+  return static_cast<std::int64_t>(sqlite3_column_int64(st.st, 0));
+}
+
+std::string SqliteTaskStore::health() {
+  std::lock_guard lock(mu_);
+  return last_error_.empty() ? "ok" : "failing: " + last_error_;
+}
+
+}  // namespace dspy::orchestrator

@@ -1,0 +1,70 @@
+// SqliteTaskStore: the durable store (SQLite in WAL mode). One writer thread owns the
+// write connection and commits every write that arrived while the previous commit ran
+// in a single transaction (group commit); readers use a connection of their own. The
+// schema also holds the workflow, run, Slurm job and event outbox tables that later
+// parts of the orchestrator fill.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "orchestrator/store/TaskStore.h"
+
+struct sqlite3;
+
+namespace dspy::orchestrator {
+
+enum class SyncMode {
+  Normal,  // survives a crash of the process (kill -9): WAL, synchronous=NORMAL
+  Full,    // also survives power loss: fsync on every group commit
+};
+
+class SqliteTaskStore final : public TaskStore {
+ public:
+  // Opens (creating if needed) `dir`/orchestrator.db and brings the schema up to date.
+  static Result<std::unique_ptr<SqliteTaskStore>> open(const std::string& dir, SyncMode mode, int max_batch = 1024);
+  ~SqliteTaskStore() override;
+
+  void insert(const TaskRecord& task, Done done) override;
+  void update(const TaskRecord& task, Done done) override;
+  void flush() override;
+  Result<std::optional<TaskRecord>> get(const std::string& id) override;
+  Result<std::vector<TaskRecord>> unfinished() override;
+  Result<std::vector<TaskRecord>> list(const TaskFilter& filter) override;
+  Result<std::map<TaskStatus, std::int64_t>> countByStatus() override;
+  Result<std::int64_t> maxSeq() override;
+  std::string health() override;
+
+  static constexpr int kSchemaVersion = 1;
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Op {
+    bool is_insert;
+    TaskRecord task;
+    Done done;
+  };
+  SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* reader, int max_batch);
+  void enqueue(Op op);
+  void writerLoop(std::stop_token stop);
+  Result<std::vector<TaskRecord>> query(const std::string& sql, const std::function<void(void*)>& bind);
+
+  std::string path_;
+  sqlite3* writer_;
+  sqlite3* reader_;
+  int max_batch_;
+  std::mutex read_mu_;
+
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::condition_variable idle_cv_;
+  std::deque<Op> pending_;
+  bool busy_ = false;
+  std::string last_error_;
+  std::jthread writer_thread_;
+};
+
+}  // namespace dspy::orchestrator

@@ -1,0 +1,100 @@
+// Task status names, id rules, request identity and the retry schedule.
+#include "orchestrator/tasks/Task.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <random>
+
+namespace dspy::orchestrator {
+
+const char* toString(TaskStatus s) {
+  switch (s) {
+    case TaskStatus::Pending: return "pending";
+    case TaskStatus::Running: return "running";
+    case TaskStatus::Completed: return "completed";
+    case TaskStatus::Failed: return "failed";
+    case TaskStatus::Cancelled: return "cancelled";
+  }
+  return "unknown";
+}
+
+std::optional<TaskStatus> parseTaskStatus(const std::string& text) {
+  for (auto s : {TaskStatus::Pending, TaskStatus::Running, TaskStatus::Completed, TaskStatus::Failed,
+                 TaskStatus::Cancelled}) {
+    if (text == toString(s)) return s;
+  }
+  return std::nullopt;
+}
+
+Status validateTaskId(const std::string& id) {
+  if (id.empty() || id.size() > 128) {
+    return Error{"task id must be 1 to 128 characters, got " + std::to_string(id.size()), ErrorKind::InvalidArgument};
+  }
+  if (id[0] == '.' || id[0] == '-') {
+    return Error{"task id '" + id + "' must not start with '.' or '-'", ErrorKind::InvalidArgument};
+  }
+  for (char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == ':' || c == '-';
+    if (!ok) {
+      return Error{"task id may hold only letters, digits and . _ : - (found a byte 0x" +
+                       [&] {
+                         char b[3];
+                         std::snprintf(b, sizeof b, "%02x", static_cast<unsigned char>(c));
+                         return std::string(b);
+                       }() +
+                       ")",
+                   ErrorKind::InvalidArgument};
+    }
+  }
+  return Status::Ok();
+}
+
+std::string generateTaskId() {
+  static std::atomic<std::uint32_t> counter{std::random_device{}()};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const auto ms = static_cast<unsigned long long>(unixMillis());
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "task-%011llx%05x%08x", ms & 0xfffffffffffULL,
+                static_cast<unsigned>(counter.fetch_add(1) & 0xfffff), static_cast<unsigned>(rng() & 0xffffffff));
+  return buf;
+}
+
+std::string requestHash(const std::string& cls, const Payload& payload, int priority, const std::string& workflow_id) {
+  // FNV-1a over a length-prefixed encoding: unambiguous and stable across versions
+  // (std::hash is not).
+  std::uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](const std::string& s) {
+    const std::string len = std::to_string(s.size()) + ":";
+    for (char c : len) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+  };
+  mix(cls);
+  mix(std::to_string(priority));
+  mix(workflow_id);
+  for (const auto& [k, v] : payload) {
+    mix(k);
+    mix(v);
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::chrono::milliseconds retryDelay(const RetryPolicy& policy, int next_attempt) {
+  if (next_attempt <= 1) return std::chrono::milliseconds(0);
+  const double base = static_cast<double>(policy.initial_interval.count());
+  const double d = base * std::pow(policy.multiplier, next_attempt - 2);
+  const double capped = std::min(d, static_cast<double>(policy.max_interval.count()));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(capped));
+}
+
+std::int64_t unixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace dspy::orchestrator

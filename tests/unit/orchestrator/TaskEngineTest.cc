@@ -1,0 +1,314 @@
+// The task engine with an in-memory store and scripted executors: ordering, limits,
+// isolation of failures, retries, cancellation, duplicates, recovery, watchers.
+#include <catch2/catch.hpp>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+
+#include "orchestrator/scheduler/TaskEngine.h"
+#include "tests/support/Process.h"
+
+using namespace dspy::orchestrator;
+using namespace std::chrono_literals;
+using dspy::test::eventually;
+
+namespace {
+
+// Each attempt waits at a gate until the test opens it (or cancel), then succeeds,
+// fails or fails once according to the payload's "outcome".
+class GateExecutor final : public Executor {
+ public:
+  std::string kind() const override { return "gate"; }
+  dspy::Status validate(const dspy::Payload& p) const override {
+    if (p.count("reject")) return dspy::Error{"rejected by validate", dspy::ErrorKind::InvalidArgument};
+    return dspy::Status::Ok();
+  }
+  ExecOutcome execute(const ExecRequest& req, std::stop_token cancel) override {
+    std::unique_lock lock(mu_);
+    started_.push_back(req.task_id);
+    ++running_;
+    max_by_class_[req.cls] = std::max(max_by_class_[req.cls], ++by_class_[req.cls]);
+    cv_.notify_all();
+    cv_.wait(lock, cancel, [&] { return open_ || permits_ > 0; });
+    --running_;
+    --by_class_[req.cls];
+    if (cancel.stop_requested()) return ExecOutcome::failure("cancelled", false);
+    if (!open_) --permits_;
+    const auto outcome = req.payload.count("outcome") ? req.payload.at("outcome") : "ok";
+    attempts_[req.task_id]++;
+    if (outcome == "fail" || (outcome == "fail_once" && req.attempt == 1)) {
+      return ExecOutcome::failure("scripted failure", true);
+    }
+    if (outcome == "fatal") return ExecOutcome::failure("fatal", false);
+    ExecOutcome o;
+    o.success = true;
+    o.result["echo"] = req.task_id;
+    return o;
+  }
+  void open() {
+    std::lock_guard lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  void release(int n) {
+    std::lock_guard lock(mu_);
+    permits_ += n;
+    cv_.notify_all();
+  }
+  int running() {
+    std::lock_guard lock(mu_);
+    return running_;
+  }
+  std::vector<std::string> started() {
+    std::lock_guard lock(mu_);
+    return started_;
+  }
+  int maxRunning(const std::string& cls) {
+    std::lock_guard lock(mu_);
+    return max_by_class_[cls];
+  }
+  int attempts(const std::string& id) {
+    std::lock_guard lock(mu_);
+    return attempts_[id];
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  bool open_ = false;
+  int permits_ = 0;
+  int running_ = 0;
+  std::vector<std::string> started_;
+  std::map<std::string, int> attempts_;
+  std::map<std::string, int> by_class_, max_by_class_;
+};
+
+struct Rig {
+  MemoryTaskStore store;
+  std::shared_ptr<GateExecutor> gate = std::make_shared<GateExecutor>();
+  std::unique_ptr<TaskEngine> engine;
+
+  explicit Rig(int limit = 1, RetryPolicy retry = {.max_attempts = 3, .initial_interval = 10ms}) {
+    EngineConfig cfg;
+    ClassConfig c;
+    c.executor = "gate";
+    c.limiter = LimiterConfig{.kind = "fixed", .initial = limit, .min = 1, .max = limit};
+    c.retry = retry;
+    cfg.classes["a"] = c;
+    cfg.classes["b"] = c;
+    cfg.max_payload_bytes = 1000;
+    engine = std::make_unique<TaskEngine>(cfg, store, TaskEngine::Executors{{"a", gate}, {"b", gate}},
+                                          dspy::Clock::real(), nullptr);
+  }
+  ~Rig() {
+    gate->open();
+    engine->stop();
+  }
+  dspy::Result<std::string> submit(SubmitRequest r) {
+    std::promise<dspy::Result<std::string>> p;
+    auto f = p.get_future();
+    engine->submit(std::move(r), [&p](dspy::Result<std::string> res) { p.set_value(std::move(res)); });
+    return f.get();
+  }
+  TaskStatus status(const std::string& id) { return engine->get(id).value().status; }
+  bool waitStatus(const std::string& id, TaskStatus s) {
+    return eventually([&] { return engine->get(id).ok() && status(id) == s; }, 5s);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("engine: higher priority first, strict FIFO within a priority", "[orchestrator][engine]") {
+  Rig rig(1);
+  rig.engine->start();
+  REQUIRE(rig.submit({.id = "blocker", .cls = "a"}).ok());
+  REQUIRE(eventually([&] { return rig.gate->running() == 1; }, 5s));
+  for (const auto& [id, prio] : std::vector<std::pair<std::string, int>>{
+           {"low1", 0}, {"high1", 5}, {"low2", 0}, {"mid1", 2}, {"high2", 5}, {"low3", 0}, {"neg", -1}}) {
+    REQUIRE(rig.submit({.id = id, .cls = "a", .priority = prio}).ok());
+  }
+  rig.gate->open();
+  REQUIRE(rig.waitStatus("neg", TaskStatus::Completed));
+  CHECK(rig.gate->started() ==
+        std::vector<std::string>{"blocker", "high1", "high2", "mid1", "low1", "low2", "low3", "neg"});
+}
+
+TEST_CASE("engine: per-class limits hold and classes do not block each other", "[orchestrator][engine]") {
+  Rig rig(2);
+  rig.engine->start();
+  for (int i = 0; i < 6; ++i) REQUIRE(rig.submit({.id = "a" + std::to_string(i), .cls = "a"}).ok());
+  REQUIRE(eventually([&] { return rig.gate->running() == 2; }, 5s));
+  REQUIRE(rig.submit({.id = "b0", .cls = "b"}).ok());
+  REQUIRE(eventually([&] { return rig.gate->running() == 3; }, 5s));
+  auto stats = rig.engine->stats();
+  CHECK(stats.classes["a"].inflight == 2);
+  CHECK(stats.classes["a"].queued == 4);
+  CHECK(stats.classes["b"].inflight == 1);
+  rig.gate->open();
+  for (int i = 0; i < 6; ++i) REQUIRE(rig.waitStatus("a" + std::to_string(i), TaskStatus::Completed));
+  CHECK(rig.gate->maxRunning("a") == 2);
+  CHECK(rig.gate->maxRunning("b") == 1);
+}
+
+TEST_CASE("engine: a failing task does not affect the others", "[orchestrator][engine]") {
+  Rig rig(2, RetryPolicy{.max_attempts = 1});
+  rig.engine->start();
+  rig.gate->open();
+  REQUIRE(rig.submit({.id = "ok1", .cls = "a"}).ok());
+  REQUIRE(rig.submit({.id = "bad", .cls = "a", .payload = {{"outcome", "fail"}}}).ok());
+  REQUIRE(rig.submit({.id = "ok2", .cls = "a"}).ok());
+  REQUIRE(rig.waitStatus("bad", TaskStatus::Failed));
+  REQUIRE(rig.waitStatus("ok1", TaskStatus::Completed));
+  REQUIRE(rig.waitStatus("ok2", TaskStatus::Completed));
+  CHECK(rig.engine->get("bad").value().error == "scripted failure");
+  REQUIRE(rig.submit({.id = "ok3", .cls = "a"}).ok());
+  CHECK(rig.waitStatus("ok3", TaskStatus::Completed));
+}
+
+TEST_CASE("engine: retries by policy; non-retryable failures fail at once", "[orchestrator][engine]") {
+  Rig rig(4, RetryPolicy{.max_attempts = 3, .initial_interval = 20ms, .multiplier = 2});
+  rig.engine->start();
+  rig.gate->open();
+  REQUIRE(rig.submit({.id = "flaky", .cls = "a", .payload = {{"outcome", "fail_once"}}}).ok());
+  REQUIRE(rig.submit({.id = "broken", .cls = "a", .payload = {{"outcome", "fail"}}}).ok());
+  REQUIRE(rig.submit({.id = "fatal", .cls = "a", .payload = {{"outcome", "fatal"}}}).ok());
+  REQUIRE(rig.waitStatus("flaky", TaskStatus::Completed));
+  CHECK(rig.engine->get("flaky").value().attempts == 2);
+  REQUIRE(rig.waitStatus("broken", TaskStatus::Failed));
+  CHECK(rig.engine->get("broken").value().attempts == 3);
+  CHECK(rig.gate->attempts("broken") == 3);
+  REQUIRE(rig.waitStatus("fatal", TaskStatus::Failed));
+  CHECK(rig.gate->attempts("fatal") == 1);
+  // Retries waited: broken's three attempts span at least 20 + 40 ms.
+  const auto t = rig.engine->get("broken").value();
+  CHECK(t.finished_ms - t.submitted_ms >= 60);
+}
+
+TEST_CASE("engine: cancel a queued task and a running one", "[orchestrator][engine]") {
+  Rig rig(1);
+  rig.engine->start();
+  REQUIRE(rig.submit({.id = "run", .cls = "a"}).ok());
+  REQUIRE(rig.submit({.id = "queued", .cls = "a"}).ok());
+  REQUIRE(eventually([&] { return rig.gate->running() == 1; }, 5s));
+  REQUIRE(rig.engine->cancel("queued").ok());
+  CHECK(rig.status("queued") == TaskStatus::Cancelled);
+  REQUIRE(rig.engine->cancel("run").ok());
+  REQUIRE(rig.waitStatus("run", TaskStatus::Cancelled));
+  CHECK(rig.gate->started() == std::vector<std::string>{"run"});
+  auto again = rig.engine->cancel("run");
+  CHECK(again.kind() == dspy::ErrorKind::FailedPrecondition);
+  CHECK(rig.engine->cancel("nope").kind() == dspy::ErrorKind::NotFound);
+}
+
+TEST_CASE("engine: duplicate ids - the same request again is accepted, a different one refused",
+          "[orchestrator][engine]") {
+  Rig rig(1);
+  rig.engine->start();
+  REQUIRE(rig.submit({.id = "d", .cls = "a", .payload = {{"k", "v"}}}).ok());
+  auto same = rig.submit({.id = "d", .cls = "a", .payload = {{"k", "v"}}});
+  REQUIRE(same.ok());
+  CHECK(same.value() == "d");
+  auto other = rig.submit({.id = "d", .cls = "a", .payload = {{"k", "other"}}});
+  REQUIRE_FALSE(other.ok());
+  CHECK(other.kind() == dspy::ErrorKind::AlreadyExists);
+  CHECK(rig.engine->stats().submitted == 1);
+}
+
+TEST_CASE("engine: bad submissions are refused and change nothing", "[orchestrator][engine]") {
+  Rig rig(1);
+  rig.engine->start();
+  auto kind = [&](SubmitRequest r) {
+    auto res = rig.submit(std::move(r));
+    return res.ok() ? dspy::ErrorKind::Internal : res.kind();
+  };
+  CHECK(kind({.id = "x", .cls = "nope"}) == dspy::ErrorKind::InvalidArgument);
+  CHECK(kind({.id = "bad id", .cls = "a"}) == dspy::ErrorKind::InvalidArgument);
+  CHECK(kind({.id = "big", .cls = "a", .payload = {{"k", std::string(2000, 'x')}}}) == dspy::ErrorKind::InvalidArgument);
+  CHECK(kind({.id = "pj", .cls = "a", .payload = {{"payload_json", "{nope"}}}) == dspy::ErrorKind::InvalidArgument);
+  CHECK(kind({.id = "to", .cls = "a", .payload = {{"timeout_seconds", "-3"}}}) == dspy::ErrorKind::InvalidArgument);
+  CHECK(kind({.id = "rej", .cls = "a", .payload = {{"reject", "1"}}}) == dspy::ErrorKind::InvalidArgument);
+  CHECK(rig.engine->stats().submitted == 0);
+  CHECK(rig.engine->get("x").kind() == dspy::ErrorKind::NotFound);
+  // A missing id is generated; a missing class is cpu_short (not configured here).
+  auto gen = rig.submit({.cls = "a"});
+  REQUIRE(gen.ok());
+  CHECK(gen.value().rfind("task-", 0) == 0);
+  CHECK(kind({}) == dspy::ErrorKind::InvalidArgument);
+}
+
+TEST_CASE("engine: recovery requeues pending tasks and retries or fails interrupted ones", "[orchestrator][engine]") {
+  MemoryTaskStore store;
+  auto put = [&](const std::string& id, TaskStatus s, int attempts, std::int64_t seq) {
+    TaskRecord t;
+    t.id = id;
+    t.cls = "a";
+    t.seq = seq;
+    t.status = s;
+    t.attempts = attempts;
+    t.request_hash = requestHash("a", {}, 0, "");
+    std::promise<void> done;
+    store.insert(t, [&](dspy::Status) { done.set_value(); });
+    done.get_future().wait();
+  };
+  put("p1", TaskStatus::Pending, 0, 1);
+  put("r1", TaskStatus::Running, 1, 2);
+  put("r3", TaskStatus::Running, 3, 3);
+  put("c1", TaskStatus::Completed, 1, 4);
+  auto gate = std::make_shared<GateExecutor>();
+  gate->open();
+  EngineConfig cfg;
+  ClassConfig c;
+  c.limiter = LimiterConfig{.kind = "fixed", .initial = 4, .min = 1, .max = 4};
+  c.retry = RetryPolicy{.max_attempts = 3, .initial_interval = 10ms};
+  cfg.classes["a"] = c;
+  TaskEngine engine(cfg, store, {{"a", gate}}, dspy::Clock::real(), nullptr);
+  REQUIRE(engine.recover().ok());
+  engine.start();
+  auto final = [&](const std::string& id) {
+    eventually([&] { return isTerminal(engine.get(id).value().status); }, 5s);
+    return engine.get(id).value();
+  };
+  CHECK(final("p1").status == TaskStatus::Completed);
+  CHECK(final("r1").status == TaskStatus::Completed);
+  CHECK(final("r1").attempts == 2);
+  CHECK(final("r3").status == TaskStatus::Failed);
+  CHECK_THAT(final("r3").error, Catch::Contains("no attempts are left"));
+  CHECK(gate->attempts("c1") == 0);
+  CHECK(gate->attempts("r3") == 0);
+  // New submissions continue the sequence after the recovered ones.
+  std::promise<dspy::Result<std::string>> p;
+  engine.submit({.id = "n", .cls = "a"}, [&](dspy::Result<std::string> r) { p.set_value(r); });
+  REQUIRE(p.get_future().get().ok());
+  CHECK(engine.get("n").value().seq == 5);
+  engine.stop();
+}
+
+TEST_CASE("engine: shutdown gives running tasks back to the queue without using an attempt", "[orchestrator][engine]") {
+  Rig rig(1);
+  rig.engine->start();
+  REQUIRE(rig.submit({.id = "long", .cls = "a"}).ok());
+  REQUIRE(eventually([&] { return rig.gate->running() == 1; }, 5s));
+  rig.engine->stop();
+  auto t = rig.store.get("long").value();
+  REQUIRE(t.has_value());
+  CHECK(t->status == TaskStatus::Pending);
+  CHECK(t->attempts == 0);
+}
+
+TEST_CASE("engine: watchers see each change once, in order", "[orchestrator][engine]") {
+  Rig rig(1, RetryPolicy{.max_attempts = 2, .initial_interval = 5ms});
+  rig.engine->start();
+  std::vector<TaskRecord> snapshot;
+  auto w = rig.engine->watch({"w1"}, true, &snapshot);
+  CHECK(snapshot.empty());
+  REQUIRE(rig.submit({.id = "w1", .cls = "a", .payload = {{"outcome", "fail_once"}}}).ok());
+  rig.gate->open();
+  std::vector<std::string> seen;
+  std::stop_source never;
+  while (seen.empty() || seen.back() != "completed") {
+    for (const auto& t : w->next(never.get_token())) seen.push_back(toString(t.status));
+  }
+  CHECK(seen == std::vector<std::string>{"pending", "running", "pending", "running", "completed"});
+  rig.engine->unwatch(w);
+}
