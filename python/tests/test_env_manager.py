@@ -16,53 +16,8 @@ import grpc
 import pytest
 
 from conftest import Daemon
-from envstack import (DOCKER, ROOT, containers, docker, eventually, inspect, local_stack, remove_project,
-                      write_stack)
-
-TASKS_YAML = """
-tasks:
-  classes:
-    cpu_short: {capacity: 2, cpus: 0.5, memory: 64m, timeout_seconds: 30}
-  commands:
-    greet: {image: "dspy-test/busybox:latest", argv: [sh, -c, 'echo "hello $WHO"; echo warn >&2']}
-    fail: {image: "dspy-test/busybox:latest", argv: [sh, -c, 'echo bad >&2; exit 4']}
-    nap: {image: "dspy-test/busybox:latest", argv: [sleep], allow_args: true}
-    net: {image: "dspy-test/busybox:latest", argv: [sh, -c, 'ip -o link | grep -v " lo:" | wc -l']}
-"""
-
-
-class EnvManager:
-    """One env-manager daemon managing one private stack."""
-
-    def __init__(self, stubs, changes=None, extra_yaml="", health_timeout=30):
-        self.stubs = stubs
-        self.doc = local_stack(changes)
-        self.project = self.doc["project"]
-        self.dir = Path(tempfile.mkdtemp(prefix="dspy-em-"))
-        self.stack_path = write_stack(self.dir, self.doc)
-        self.daemon = Daemon("env-manager", "env_manager/env-manager",
-                             f"services:\n  file: {self.stack_path}\n"
-                             f"lifecycle:\n  health_timeout_seconds: {health_timeout}\n"
-                             + TASKS_YAML + extra_yaml)
-        self.daemon.wait_serving()
-        self.channel = self.daemon.channel()
-        self.stub = stubs.em_grpc.EnvManagerServiceStub(self.channel)
-        self.pb = stubs.em_pb2
-
-    def start(self, names=()):
-        return list(self.stub.StartServices(self.pb.StartServicesRequest(service_names=list(names)), timeout=120))
-
-    def status(self, names=()):
-        return self.stub.GetServicesStatus(self.pb.GetServicesStatusRequest(service_names=list(names)), timeout=30).services
-
-    def port(self, service):
-        return int(self.doc["services"][service]["ports"][0].split(":")[1])
-
-    def close(self):
-        self.channel.close()
-        self.daemon.stop()
-        remove_project(self.project)
-
+from envstack import (DOCKER, ROOT, EnvManager, containers, docker, eventually, inspect, local_stack,
+                      remove_project, write_stack)
 
 @pytest.fixture
 def em(stubs):
