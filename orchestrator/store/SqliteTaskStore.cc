@@ -125,13 +125,13 @@ Result<sqlite3*> openDb(const std::string& path, SyncMode mode) {
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
       SQLITE_OK) {
     std::string m = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close(db);
+    sqlite3_close_v2(db);
     return Error{"cannot open the task store " + path + ": " + m, ErrorKind::Unavailable};
   }
   sqlite3_busy_timeout(db, 5000);
   for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON"}) {
     if (Status s = exec(db, pragma); !s.ok()) {
-      sqlite3_close(db);
+      sqlite3_close_v2(db);
       return Error{"task store " + path + ": " + s.error(), ErrorKind::Unavailable};
     }
   }
@@ -152,7 +152,7 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::open(const std::string
   Stmt version(writer, "PRAGMA user_version");
   int current = sqlite3_step(version.st) == SQLITE_ROW ? sqlite3_column_int(version.st, 0) : 0;
   if (current > kSchemaVersion) {
-    sqlite3_close(writer);
+    sqlite3_close_v2(writer);
     return Error{path + " has schema version " + std::to_string(current) + ", newer than this build's " +
                      std::to_string(kSchemaVersion) + ": upgrade the orchestrator",
                  ErrorKind::FailedPrecondition};
@@ -160,12 +160,12 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::open(const std::string
   if (Status s = exec(writer, std::string("BEGIN;") + kSchema + "PRAGMA user_version=" +
                                   std::to_string(kSchemaVersion) + ";COMMIT;");
       !s.ok()) {
-    sqlite3_close(writer);
+    sqlite3_close_v2(writer);
     return Error{path + ": " + s.error(), ErrorKind::Internal};
   }
   auto r = openDb(path, mode);
   if (!r) {
-    sqlite3_close(writer);
+    sqlite3_close_v2(writer);
     return r.fullError();
   }
   return std::unique_ptr<SqliteTaskStore>(new SqliteTaskStore(path, writer, r.value(), max_batch));
@@ -181,8 +181,8 @@ SqliteTaskStore::~SqliteTaskStore() {
   writer_thread_.request_stop();
   cv_.notify_all();
   writer_thread_.join();
-  sqlite3_close(reader_);
-  sqlite3_close(writer_);
+  sqlite3_close_v2(reader_);
+  sqlite3_close_v2(writer_);
 }
 
 void SqliteTaskStore::enqueue(Op op) {
