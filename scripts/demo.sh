@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job. On a fresh Debian 12 machine (root) it installs what it needs, builds,
 # starts dockerd and both daemons, brings up the nine-service stack from local images
-# through env-manager (dependency order, health checks), runs a task container, and
-# shows the status. Everything keeps running afterwards; `scripts/demo.sh stop` stops the
+# through env-manager (dependency order, health checks), runs a task container, runs
+# sample tasks through the orchestrator, and shows the status. Everything keeps running afterwards; `scripts/demo.sh stop` stops the
 # stack, the daemons and the environment it started.
 # Usage: demo.sh [stop]
 set -euo pipefail
@@ -11,6 +11,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # The demo's env-manager manages the local twin of the default stack.
 export ENV_MANAGER_CONFIG="${ENV_MANAGER_CONFIG:-$ROOT/deploy/config/env-manager.local.yaml}"
+export ORCHESTRATOR_CONFIG="${ORCHESTRATOR_CONFIG:-$ROOT/deploy/config/orchestrator.local.yaml}"
+export ENV_QUEUE_DIR="${ENV_QUEUE_DIR:-$STATE/orchestrator}"
 cli="$ROOT/build/release/cli/dspy-agent"
 
 if [[ "${1:-}" == stop ]]; then
@@ -45,6 +47,39 @@ with grpc.insecure_channel("127.0.0.1:50100") as ch:
     r = rpc.EnvManagerServiceStub(ch).ExecuteTask(
         pb.ExecuteTaskRequest(task_id="demo-hello", workload_class="cpu_short", payload={"command": "hello"}), timeout=60)
 print(f"success={r.success} exit_code={r.result['exit_code']} latency={r.latency_ms:.0f}ms stdout={r.result['stdout_tail'].strip()!r}")
+PY
+echo
+echo "== sample tasks through the orchestrator (durable queue, per-class limits, results streamed)"
+"$VENV/bin/python" - "$ROOT" <<'PY'
+import json, sys, tempfile, urllib.request, grpc
+from grpc_tools import protoc
+out = tempfile.mkdtemp()
+protoc.main(["protoc", f"-I{sys.argv[1]}/proto", f"--python_out={out}", f"--grpc_python_out={out}",
+             "orchestrator/v1/orchestrator.proto"])
+sys.path.insert(0, out)
+from orchestrator.v1 import orchestrator_pb2 as pb, orchestrator_pb2_grpc as rpc
+import uuid
+run = uuid.uuid4().hex[:6]
+tasks = [
+    ("cpu_short", {"command": "echo", "args": json.dumps(["plan", "the", "agent", "step"])}),
+    ("cpu_short", {"payload_json": json.dumps({"command": "count-words", "env.TEXT": "one two three four five"})}),
+    ("cpu_long", {"command": "echo", "args": json.dumps(["a longer step"])}),
+    ("gpu", {"command": "hello"}),  # a container through env-manager
+    ("cpu_short", {"command": "fail"}),  # fails (after its retry) without touching the others
+]
+ids = []
+with grpc.insecure_channel("127.0.0.1:50052") as ch:
+    stub = rpc.OrchestratorServiceStub(ch)
+    for i, (cls, payload) in enumerate(tasks):
+        req = pb.SubmitTaskRequest(id=f"demo-{run}-{i}", payload=payload)
+        setattr(req, "class", cls)
+        ids.append(stub.SubmitTask(req, timeout=10).task_id)
+    for r in stub.StreamTaskResults(pb.StreamTaskResultsRequest(task_ids=ids), timeout=120):
+        if r.status in ("completed", "failed"):
+            text = (r.result.get("stdout") or r.result.get("stdout_tail") or r.error).strip()
+            print(f"{r.task_id:18} {getattr(r, 'class'):10} {r.status:9} attempts={r.attempts} {r.duration_ms:6.0f} ms  {text}")
+status = json.load(urllib.request.urlopen("http://127.0.0.1:9097/queue/status", timeout=5))
+print("queue:", {k: status[k] for k in ("pending", "done", "submitted", "completed")})
 PY
 echo
 echo "== dspy-agent status"
