@@ -368,9 +368,9 @@ void TaskEngine::dispatchLocked(ClassState& cs) {
     }
     persistLocked(e);
     ++running_threads_;
-    std::thread([this, id = e.rec.id, r = std::move(req), ex = cs.executor, token = e.cancel.get_token()]() mutable {
+    pool_.run([this, id = e.rec.id, r = std::move(req), ex = cs.executor, token = e.cancel.get_token()]() mutable {
       runAttempt(std::move(id), std::move(r), std::move(ex), token);
-    }).detach();
+    });
   }
 }
 
@@ -445,6 +445,7 @@ void TaskEngine::persistLocked(Entry& e) {
     }
   }
   TaskRecord copy = e.rec;
+  copy.payload.clear();  // an update does not write the payload, and watchers do not show it
   const bool terminal = isTerminal(copy.status);
   store_.update(copy, [this, copy, terminal](Status s) {
     if (!s.ok()) spdlog::error("task {}: could not record state {}: {}", copy.id, toString(copy.status), s.error());

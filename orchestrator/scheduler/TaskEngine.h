@@ -22,6 +22,7 @@
 #include "common/Metrics.h"
 #include "orchestrator/executors/Executor.h"
 #include "orchestrator/scheduler/Limiter.h"
+#include "orchestrator/scheduler/WorkerPool.h"
 #include "orchestrator/store/TaskStore.h"
 
 namespace prometheus {
@@ -201,6 +202,8 @@ class TaskEngine {
   std::condition_variable threads_cv_;
   std::condition_variable timer_cv_;
   std::jthread timer_;
+
+  WorkerPool pool_;
 
   std::mutex watch_mu_;
   std::list<std::shared_ptr<TaskWatch>> watches_;

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 
 namespace dspy::orchestrator {
@@ -35,7 +36,6 @@ CREATE TABLE IF NOT EXISTS tasks (
   started_ms INTEGER NOT NULL DEFAULT 0,
   finished_ms INTEGER NOT NULL DEFAULT 0,
   not_before_ms INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status, seq);
 CREATE TABLE IF NOT EXISTS workflows (
   id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
   tenant TEXT NOT NULL DEFAULT '', version INTEGER NOT NULL DEFAULT 1, spec TEXT NOT NULL,
@@ -210,6 +210,7 @@ void SqliteTaskStore::writerLoop(std::stop_token stop) {
            "not_before_ms=? WHERE id=?");
   std::vector<Op> batch;
   std::vector<Status> outcomes;
+  std::unordered_map<std::string, std::size_t> latest;
   while (true) {
     {
       std::unique_lock lock(mu_);
@@ -222,13 +223,21 @@ void SqliteTaskStore::writerLoop(std::stop_token stop) {
       busy_ = true;
     }
     outcomes.assign(batch.size(), Status::Ok());
+    // An update writes a task's whole mutable state, so only the last update of a task
+    // in this batch needs writing (a fast task's "running" and "completed" often meet
+    // in one batch).
+    latest.clear();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (!batch[i].is_insert) latest[batch[i].task.id] = i;
+    }
     Status tx = exec(writer_, "BEGIN IMMEDIATE");
     for (std::size_t i = 0; tx.ok() && i < batch.size(); ++i) {
       const TaskRecord& t = batch[i].task;
+      if (!batch[i].is_insert && latest[t.id] != i) continue;
       sqlite3_stmt* st = batch[i].is_insert ? ins.st : upd.st;
       sqlite3_reset(st);
       sqlite3_clear_bindings(st);
-      const std::string payload = dump(t.payload), result = dump(t.result);
+      const std::string payload = batch[i].is_insert ? dump(t.payload) : std::string(), result = dump(t.result);
       const char* status = toString(t.status);
       if (batch[i].is_insert) {
         sqlite3_bind_int64(st, 1, t.seq);

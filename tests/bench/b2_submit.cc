@@ -32,7 +32,14 @@ struct Daemon {
                                                "\nlog:\n  level: warn\n"
                                                "tasks:\n  classes:\n    bench:\n      executor: noop\n"
                                                "      limiter: {kind: fixed, initial: 4, max: 4}\n"
-                                               "      max_queued: 10000000\n");
+                                               "      max_queued: 10000000\n"
+                                               // Accepts and queues only: one task holds the class's
+                                               // single slot, so this isolates the submission path.
+                                               "    hold:\n      executor: process\n"
+                                               "      limiter: {kind: fixed, initial: 1, max: 1}\n"
+                                               "      max_queued: 10000000\n"
+                                               "executors:\n  process:\n    commands:\n"
+                                               "      wait: {argv: [/bin/sleep, '3600']}\n");
     proc = std::make_unique<dspy::test::ChildProcess>(
         std::vector<std::string>{build + "/orchestrator/orchestrator", "--config", dir + "/c.yaml"},
         std::map<std::string, std::string>{}, dir + "/log");
@@ -82,8 +89,16 @@ dspy::bench::Summary load(const Daemon& d, int clients, double seconds, Call cal
   return dspy::bench::summarize(all, took);
 }
 
+// One stub per thread and channel (a thread may outlive a daemon and its channel).
+template <class Service>
+typename Service::Stub& stubFor(const std::shared_ptr<grpc::Channel>& ch) {
+  thread_local std::pair<grpc::Channel*, std::unique_ptr<typename Service::Stub>> cached;
+  if (cached.first != ch.get()) cached = {ch.get(), Service::NewStub(ch)};
+  return *cached.second;
+}
+
 bool echo(const std::shared_ptr<grpc::Channel>& ch, int, long) {
-  thread_local auto stub = grpc::health::v1::Health::NewStub(ch);
+  auto* stub = &stubFor<grpc::health::v1::Health>(ch);
   grpc::ClientContext ctx;
   grpc::health::v1::HealthCheckRequest req;
   grpc::health::v1::HealthCheckResponse resp;
@@ -92,12 +107,15 @@ bool echo(const std::shared_ptr<grpc::Channel>& ch, int, long) {
 
 std::atomic<long> g_run{0};
 
+std::string g_class = "bench";
+
 bool submit(const std::shared_ptr<grpc::Channel>& ch, int client, long n) {
-  thread_local auto stub = orchestrator::v1::OrchestratorService::NewStub(ch);
+  auto* stub = &stubFor<orchestrator::v1::OrchestratorService>(ch);
   grpc::ClientContext ctx;
   orchestrator::v1::SubmitTaskRequest req;
   req.set_id("b" + std::to_string(g_run.load()) + "-" + std::to_string(client) + "-" + std::to_string(n));
-  req.set_class_("bench");
+  req.set_class_(g_class);
+  if (g_class == "hold") (*req.mutable_payload())["command"] = "wait";
   (*req.mutable_payload())["prompt"] = "a short payload of a typical size for an agent task";
   (*req.mutable_payload())["step"] = std::to_string(n);
   orchestrator::v1::SubmitTaskResponse resp;
@@ -142,6 +160,15 @@ int main(int argc, char** argv) {
                   e.p99_us, e.per_second);
       std::printf("%-8s %-7d %-22s %10.0f %10.0f %12.0f   p50 ratio %.2f\n", sync.c_str(), clients, "SubmitTask",
                   s.p50_us, s.p99_us, s.per_second, s.p50_us / e.p50_us);
+    }
+    if (sync == "normal") {
+      g_run++;
+      g_class = "hold";
+      auto h = load(d, 16, seconds, submit);
+      g_class = "bench";
+      result["normal_16_submit_only"] = dspy::bench::toJson(h);
+      std::printf("%-8s %-7d %-22s %10.0f %10.0f %12.0f   (tasks queued, not run)\n", sync.c_str(), 16,
+                  "SubmitTask, queue only", h.p50_us, h.p99_us, h.per_second);
     }
     const auto [rss, hwm] = dspy::bench::rssMb(d.proc->pid());
     result[sync + "_rss_after_mb"] = rss;
