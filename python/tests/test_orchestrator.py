@@ -28,8 +28,8 @@ executors:
 """
 
 
-def commands_yaml(extra=""):
-    return COMMANDS_YAML + extra
+def commands_yaml(extra="", runner_url=""):
+    return COMMANDS_YAML + extra + (f"  http:\n    url: {runner_url}\n" if runner_url else "")
 
 
 def classes_yaml(extra=""):
@@ -46,8 +46,9 @@ tasks:
 
 
 class Orchestrator:
-    def __init__(self, stubs, extra_yaml="", commands=""):
-        self.daemon = Daemon("orchestrator", "orchestrator/orchestrator", commands_yaml(commands) + extra_yaml)
+    def __init__(self, stubs, extra_yaml="", commands="", runner_url=""):
+        self.daemon = Daemon("orchestrator", "orchestrator/orchestrator",
+                             commands_yaml(commands, runner_url) + extra_yaml)
         self.daemon.wait_serving()
         self.pb = stubs.orch_pb2
         self.channel = self.daemon.channel()
@@ -90,8 +91,8 @@ class Orchestrator:
 def orch(stubs):
     made = []
 
-    def make(extra_yaml=classes_yaml(), commands=""):
-        o = Orchestrator(stubs, extra_yaml, commands)
+    def make(extra_yaml=classes_yaml(), commands="", runner_url=""):
+        o = Orchestrator(stubs, extra_yaml, commands, runner_url)
         made.append(o)
         return o
 
@@ -379,3 +380,59 @@ def test_ensure_services_brings_up_what_the_orchestrator_needs(stubs, orch):
         assert st["redis"].container_id
     finally:
         m.close()
+
+
+def test_http_executor_posts_to_the_runner_and_maps_its_answers(orch):
+    import http.server
+
+    seen = []
+
+    class Runner(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, body))
+            mode = body["payload"].get("mode")
+            if mode == "ok":
+                code, answer = 200, {"success": True, "result": {"answer": 42, "echo": body["task_id"]}}
+            elif mode == "refuse":
+                code, answer = 400, {"error": "runner refuses this payload"}
+            elif mode == "flaky" and body["attempt"] == 1:
+                code, answer = 503, {"error": "runner busy"}
+            elif mode == "flaky":
+                code, answer = 200, {"ok": True, "result": {"attempt": str(body["attempt"])}}
+            else:
+                code, answer = 200, {"success": False, "error": "task logic failed"}
+            data = json.dumps(answer).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Runner)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        o = orch(classes_yaml("""    remote:
+      executor: http
+      limiter: {kind: fixed, initial: 2, max: 2}
+      retry: {max_attempts: 2, initial_interval_ms: 50}
+"""), runner_url=f"http://127.0.0.1:{server.server_port}/")
+        for tid, mode in (("r-ok", "ok"), ("r-refuse", "refuse"), ("r-flaky", "flaky"), ("r-fail", "fail")):
+            o.submit(tid, cls="remote", mode=mode)
+        ok = o.wait_final("r-ok")
+        assert ok.status == "completed" and ok.result["answer"] == "42" and ok.result["echo"] == "r-ok"
+        refused = o.wait_final("r-refuse")
+        assert refused.status == "failed" and "HTTP 400: runner refuses this payload" in refused.error
+        assert refused.task.attempts == 1, "a 4xx is not retried"
+        flaky = o.wait_final("r-flaky")
+        assert flaky.status == "completed" and flaky.task.attempts == 2 and flaky.result["attempt"] == "2"
+        failed = o.wait_final("r-fail")
+        assert failed.status == "failed" and failed.error == "task logic failed" and failed.task.attempts == 2
+        path, body = seen[0]
+        assert path == "/tasks/execute"
+        assert set(body) == {"task_id", "class", "attempt", "payload"} and body["class"] == "remote"
+    finally:
+        server.shutdown()
