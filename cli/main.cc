@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/ServicesCommands.h"
+#include "cli/TasksCommands.h"
 #include "common/ConfigSchema.h"
 #include "env_manager/EnvManagerConfig.h"
 #include "orchestrator/OrchestratorConfig.h"
@@ -21,6 +22,7 @@ commands:
   status [--json]                    health of both daemons at a glance
   services start|stop|restart|status|logs ...
                                      drive env-manager's stack (services --help)
+  tasks submit|show|list|cancel ...  the orchestrator's tasks (tasks --help)
   config validate [--env-manager FILE] [--orchestrator FILE]
                                      check config files (and the environment) as the
                                      daemons would, without starting anything
@@ -180,6 +182,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "status") return status(rest);
   if (cmd == "services") return dspy::cli::servicesCommand(rest);
+  if (cmd == "tasks") return dspy::cli::tasksCommand(rest);
   if (cmd == "version") {
     std::printf("dspy-agent %s\n", DSPY_VERSION);
     return 0;

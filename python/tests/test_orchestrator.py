@@ -436,3 +436,35 @@ def test_http_executor_posts_to_the_runner_and_maps_its_answers(orch):
         assert set(body) == {"task_id", "class", "attempt", "payload"} and body["class"] == "remote"
     finally:
         server.shutdown()
+
+
+def test_cli_submits_follows_shows_lists_and_cancels_tasks(orch):
+    import os
+    import subprocess
+
+    o = orch()
+    cli = [str(Path(os.environ["DSPY_BUILD_DIR"]) / "cli/dspy-agent"), "tasks"]
+    addr = ["--addr", o.daemon.grpc_addr]
+
+    def run(*args):
+        return subprocess.run(cli + list(args) + addr, capture_output=True, text=True, timeout=60)
+
+    r = run("submit", "cpu_short", "--id", "cli1", "--wait", "command=echo", 'args=["from","cli"]')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "cli1"
+    assert "cli1 completed" in r.stdout and "stdout: from cli" in r.stdout
+    bad = run("submit", "cpu_short", "--id", "cli2", "--wait", "command=fail")
+    assert bad.returncode == 1 and "cli2 failed" in bad.stdout and "exit code 3" in bad.stdout
+    shown = json.loads(run("show", "cli1", "--json").stdout)
+    assert shown["status"] == "completed" and shown["result"]["stdout"] == "from cli\n"
+    assert run("submit", "cpu_long", "--id", "cli3", "command=nap", 'args=["30"]').returncode == 0
+    eventually(lambda: o.status("cli3").status == "running", 10)
+    listed = json.loads(run("list", "--status", "running", "--json").stdout)
+    assert [t["id"] for t in listed["items"]] == ["cli3"]
+    c = run("cancel", "cli3")
+    assert c.returncode == 0 and "cli3" in c.stdout
+    assert o.wait_final("cli3", 10).status == "cancelled"
+    missing = run("show", "nope")
+    assert missing.returncode == 1 and "no task with id 'nope'" in missing.stderr
+    assert run("submit").returncode == 2
+    assert run("submit", "cpu_short", "not-a-pair").returncode == 2

@@ -1,0 +1,257 @@
+// Orchestrator task commands for operators.
+#include "cli/TasksCommands.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "orchestrator/v1/orchestrator.grpc.pb.h"
+
+namespace dspy::cli {
+namespace {
+
+namespace pb = ::orchestrator::v1;
+
+constexpr const char* kUsage = R"(usage: dspy-agent tasks COMMAND [options]
+
+  submit CLASS [--id ID] [--priority N] [--wait] [KEY=VALUE...]
+                                submit a task (payload from KEY=VALUE pairs); with --wait,
+                                follow it until it finished and exit 1 unless it completed
+  show ID [--json]              one task: status, attempts, result, error
+  list [--status S] [--class C] [--limit N] [--json]
+                                tasks in submission order (S: pending, running, completed,
+                                failed, cancelled)
+  cancel ID                     cancel a queued or running task
+
+orchestrator address: --addr HOST:PORT (default $ORCHESTRATOR_GRPC_ADDR or 127.0.0.1:50052);
+a bearer token is read from $DSPY_AGENT_TOKEN.
+)";
+
+struct Options {
+  std::string addr;
+  bool json = false;
+  bool wait = false;
+  int priority = 0;
+  int limit = 0;
+  std::string id, status, cls;
+  std::vector<std::string> rest;
+};
+
+void withToken(grpc::ClientContext& ctx) {
+  if (const char* t = std::getenv("DSPY_AGENT_TOKEN"); t != nullptr && *t != '\0') {
+    ctx.AddMetadata("authorization", std::string("Bearer ") + t);
+  }
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+}
+
+int failed(const grpc::Status& s, const std::string& what) {
+  std::fprintf(stderr, "%s failed: %s\n", what.c_str(), s.error_message().c_str());
+  return 1;
+}
+
+nlohmann::json toJson(const pb::TaskInfo& t) {
+  return {{"id", t.task_id()},
+          {"class", t.class_()},
+          {"status", t.status()},
+          {"priority", t.priority()},
+          {"attempts", t.attempts()},
+          {"payload", std::map<std::string, std::string>(t.payload().begin(), t.payload().end())},
+          {"result", std::map<std::string, std::string>(t.result().begin(), t.result().end())},
+          {"error", t.error()},
+          {"submitted_at_ms", t.submitted_at_ms()},
+          {"started_at_ms", t.started_at_ms()},
+          {"finished_at_ms", t.finished_at_ms()}};
+}
+
+void printTask(const pb::TaskInfo& t) {
+  std::printf("%s  %s  %s  attempts=%d", t.task_id().c_str(), t.class_().c_str(), t.status().c_str(), t.attempts());
+  if (t.finished_at_ms() && t.started_at_ms()) {
+    std::printf("  %lld ms", static_cast<long long>(t.finished_at_ms() - t.started_at_ms()));
+  }
+  std::printf("\n");
+  if (!t.error().empty()) std::printf("  error: %s\n", t.error().c_str());
+  for (const auto& [k, v] : t.result()) {
+    std::string shown = v.size() > 200 ? v.substr(v.size() - 200) : v;
+    while (!shown.empty() && shown.back() == '\n') shown.pop_back();
+    std::printf("  %s: %s\n", k.c_str(), shown.c_str());
+  }
+}
+
+int submit(pb::OrchestratorService::Stub& stub, const Options& o) {
+  if (o.rest.empty()) {
+    std::fputs("submit needs a CLASS\n", stderr);
+    return 2;
+  }
+  pb::SubmitTaskRequest req;
+  req.set_class_(o.rest[0]);
+  req.set_id(o.id);
+  req.set_priority(o.priority);
+  for (std::size_t i = 1; i < o.rest.size(); ++i) {
+    const auto eq = o.rest[i].find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "payload entries are KEY=VALUE, got '%s'\n", o.rest[i].c_str());
+      return 2;
+    }
+    (*req.mutable_payload())[o.rest[i].substr(0, eq)] = o.rest[i].substr(eq + 1);
+  }
+  grpc::ClientContext ctx;
+  withToken(ctx);
+  pb::SubmitTaskResponse resp;
+  if (auto s = stub.SubmitTask(&ctx, req, &resp); !s.ok()) return failed(s, "submit");
+  std::printf("%s\n", resp.task_id().c_str());
+  if (!o.wait) return 0;
+  grpc::ClientContext sctx;
+  if (const char* t = std::getenv("DSPY_AGENT_TOKEN"); t != nullptr && *t != '\0') {
+    sctx.AddMetadata("authorization", std::string("Bearer ") + t);
+  }
+  pb::StreamTaskResultsRequest sreq;
+  sreq.add_task_ids(resp.task_id());
+  sreq.set_include_completed(true);
+  auto reader = stub.StreamTaskResults(&sctx, sreq);
+  pb::TaskResult r;
+  std::string last;
+  while (reader->Read(&r)) {
+    std::printf("%s %s (attempt %d)\n", r.task_id().c_str(), r.status().c_str(), r.attempts());
+    std::fflush(stdout);
+    last = r.status();
+  }
+  if (auto s = reader->Finish(); !s.ok()) return failed(s, "following the task");
+  grpc::ClientContext gctx;
+  withToken(gctx);
+  pb::GetTaskStatusRequest g;
+  g.set_task_id(resp.task_id());
+  pb::GetTaskStatusResponse t;
+  if (auto s = stub.GetTaskStatus(&gctx, g, &t); s.ok()) printTask(t.task());
+  return last == "completed" ? 0 : 1;
+}
+
+int show(pb::OrchestratorService::Stub& stub, const Options& o) {
+  if (o.rest.size() != 1) {
+    std::fputs("show needs one task ID\n", stderr);
+    return 2;
+  }
+  grpc::ClientContext ctx;
+  withToken(ctx);
+  pb::GetTaskStatusRequest req;
+  req.set_task_id(o.rest[0]);
+  pb::GetTaskStatusResponse resp;
+  if (auto s = stub.GetTaskStatus(&ctx, req, &resp); !s.ok()) return failed(s, "show");
+  if (o.json) {
+    std::printf("%s\n", toJson(resp.task()).dump(2).c_str());
+  } else {
+    printTask(resp.task());
+  }
+  return 0;
+}
+
+int list(pb::OrchestratorService::Stub& stub, const Options& o) {
+  const int wanted = o.limit > 0 ? o.limit : 100;
+  nlohmann::json items = nlohmann::json::array();
+  std::string token;
+  int got = 0;
+  if (!o.json) std::printf("%-40s %-12s %-10s %8s  %s\n", "ID", "CLASS", "STATUS", "ATTEMPTS", "ERROR");
+  do {
+    grpc::ClientContext ctx;
+    withToken(ctx);
+    pb::ListTasksRequest req;
+    req.set_status(o.status);
+    req.set_class_(o.cls);
+    req.set_page_size(std::min(1000, wanted - got));
+    req.set_page_token(token);
+    pb::ListTasksResponse resp;
+    if (auto s = stub.ListTasks(&ctx, req, &resp); !s.ok()) return failed(s, "list");
+    for (const auto& t : resp.tasks()) {
+      ++got;
+      if (o.json) {
+        items.push_back(toJson(t));
+      } else {
+        std::printf("%-40s %-12s %-10s %8d  %s\n", t.task_id().c_str(), t.class_().c_str(), t.status().c_str(),
+                    t.attempts(), t.error().substr(0, 60).c_str());
+      }
+    }
+    token = resp.next_page_token();
+  } while (!token.empty() && got < wanted);
+  if (o.json) std::printf("%s\n", nlohmann::json{{"items", items}}.dump(2).c_str());
+  return 0;
+}
+
+int cancel(pb::OrchestratorService::Stub& stub, const Options& o) {
+  if (o.rest.size() != 1) {
+    std::fputs("cancel needs one task ID\n", stderr);
+    return 2;
+  }
+  grpc::ClientContext ctx;
+  withToken(ctx);
+  pb::CancelTaskRequest req;
+  req.set_task_id(o.rest[0]);
+  pb::CancelTaskResponse resp;
+  if (auto s = stub.CancelTask(&ctx, req, &resp); !s.ok()) return failed(s, "cancel");
+  std::printf("%s %s\n", o.rest[0].c_str(), resp.status().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int tasksCommand(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  Options o;
+  const char* env_addr = std::getenv("ORCHESTRATOR_GRPC_ADDR");
+  o.addr = (env_addr != nullptr && *env_addr != '\0') ? env_addr : "127.0.0.1:50052";
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const auto& a = args[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= args.size()) return false;
+      *out = args[++i];
+      return true;
+    };
+    auto number = [&](int* out, long min) {
+      std::string text;
+      if (!value(&text)) return false;
+      char* end = nullptr;
+      const long v = std::strtol(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || v < min || v > 1'000'000'000) return false;
+      *out = static_cast<int>(v);
+      return true;
+    };
+    bool ok = true;
+    if (a == "--json") o.json = true;
+    else if (a == "--wait") o.wait = true;
+    else if (a == "--addr") ok = value(&o.addr);
+    else if (a == "--id") ok = value(&o.id);
+    else if (a == "--status") ok = value(&o.status);
+    else if (a == "--class") ok = value(&o.cls);
+    else if (a == "--priority") ok = number(&o.priority, -1'000'000'000);
+    else if (a == "--limit") ok = number(&o.limit, 1);
+    else if (a.size() > 1 && a[0] == '-' && a.find('=') == std::string::npos) {
+      std::fprintf(stderr, "unknown option '%s'\n\n%s", a.c_str(), kUsage);
+      return 2;
+    } else {
+      o.rest.push_back(a);
+    }
+    if (!ok) {
+      std::fprintf(stderr, "option %s needs a valid value\n", a.c_str());
+      return 2;
+    }
+  }
+  auto channel = grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
+  if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(3))) {
+    std::fprintf(stderr, "orchestrator at %s is not reachable\n", o.addr.c_str());
+    return 1;
+  }
+  auto stub = pb::OrchestratorService::NewStub(channel);
+  const std::string& cmd = args[0];
+  if (cmd == "submit") return submit(*stub, o);
+  if (cmd == "show") return show(*stub, o);
+  if (cmd == "list") return list(*stub, o);
+  if (cmd == "cancel") return cancel(*stub, o);
+  std::fprintf(stderr, "unknown tasks command '%s'\n\n%s", cmd.c_str(), kUsage);
+  return 2;
+}
+
+}  // namespace dspy::cli
