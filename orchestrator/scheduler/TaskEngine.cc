@@ -366,10 +366,14 @@ void TaskEngine::dispatchLocked(ClassState& cs) {
     if (auto t = req.payload.find("timeout_seconds"); t != req.payload.end()) {
       req.timeout = std::min(req.timeout, std::chrono::milliseconds(std::strtoll(t->second.c_str(), nullptr, 10) * 1000));
     }
-    persistLocked(e);
     ++running_threads_;
-    pool_.run([this, id = e.rec.id, r = std::move(req), ex = cs.executor, token = e.cancel.get_token()]() mutable {
-      runAttempt(std::move(id), std::move(r), std::move(ex), token);
+    // The attempt starts only once "running, attempt N" is durable: a crash can then
+    // never run a task again without counting the attempt.
+    persistLocked(e, [this, id = e.rec.id, r = std::move(req), ex = cs.executor,
+                      token = e.cancel.get_token()]() mutable {
+      pool_.run([this, id = std::move(id), r = std::move(r), ex = std::move(ex), token]() mutable {
+        runAttempt(std::move(id), std::move(r), std::move(ex), token);
+      });
     });
   }
 }
@@ -430,7 +434,7 @@ void TaskEngine::finishAttempt(const std::string& id, ExecOutcome outcome, std::
   dispatchLocked(cs);
 }
 
-void TaskEngine::persistLocked(Entry& e) {
+void TaskEngine::persistLocked(Entry& e, std::function<void()> then) {
   if (isTerminal(e.rec.status)) {
     auto& cs = classes_.at(e.rec.cls);
     if (e.rec.status == TaskStatus::Completed) {
@@ -447,9 +451,10 @@ void TaskEngine::persistLocked(Entry& e) {
   TaskRecord copy = e.rec;
   copy.payload.clear();  // an update does not write the payload, and watchers do not show it
   const bool terminal = isTerminal(copy.status);
-  store_.update(copy, [this, copy, terminal](Status s) {
+  store_.update(copy, [this, copy, terminal, then = std::move(then)](Status s) {
     if (!s.ok()) spdlog::error("task {}: could not record state {}: {}", copy.id, toString(copy.status), s.error());
     notify(copy);
+    if (then) then();
     if (terminal) {
       std::lock_guard lock(mu_);
       retireLocked(copy.id);

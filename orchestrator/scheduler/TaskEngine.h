@@ -176,8 +176,8 @@ class TaskEngine {
   void runAttempt(std::string id, ExecRequest req, std::shared_ptr<Executor> ex, std::stop_token cancel);
   void finishAttempt(const std::string& id, ExecOutcome outcome, std::chrono::nanoseconds latency,
                      Clock::MonotonicTime started);
-  // Writes the entry's record; watchers hear of it once it is durable.
-  void persistLocked(Entry& e);
+  // Writes the entry's record; watchers hear of it once it is durable, then `then` runs.
+  void persistLocked(Entry& e, std::function<void()> then = {});
   void notify(const TaskRecord& rec);
   void retireLocked(const std::string& id);
   void timerLoop(std::stop_token stop);
