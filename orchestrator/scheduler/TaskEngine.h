@@ -136,7 +136,7 @@ class TaskEngine {
     TaskRecord rec;
     bool accepted = false;  // durable in the store
     std::vector<SubmitDone> waiters;  // exact resubmissions while the first write is in flight
-    std::stop_source cancel;
+    std::stop_source cancel{std::nostopstate};  // a fresh one per attempt
     bool cancel_requested = false;
     bool interrupted = false;  // stopped by our own shutdown
     Clock::MonotonicTime queued_at{};
