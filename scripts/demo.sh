@@ -74,13 +74,19 @@ with grpc.insecure_channel("127.0.0.1:50052") as ch:
         req = pb.SubmitTaskRequest(id=f"demo-{run}-{i}", payload=payload)
         setattr(req, "class", cls)
         ids.append(stub.SubmitTask(req, timeout=10).task_id)
-    for r in stub.StreamTaskResults(pb.StreamTaskResultsRequest(task_ids=ids), timeout=120):
+    # include_completed: tasks that finished before the stream opened are shown too.
+    req = pb.StreamTaskResultsRequest(task_ids=ids, include_completed=True)
+    for r in stub.StreamTaskResults(req, timeout=120):
         if r.status in ("completed", "failed"):
-            text = (r.result.get("stdout") or r.result.get("stdout_tail") or r.error).strip()
+            text = (r.result.get("stdout") or r.result.get("stdout_tail") or
+                    f"{r.error}: {r.result.get('stderr', '').strip()}").strip()
             print(f"{r.task_id:18} {getattr(r, 'class'):10} {r.status:9} attempts={r.attempts} {r.duration_ms:6.0f} ms  {text}")
 status = json.load(urllib.request.urlopen("http://127.0.0.1:9097/queue/status", timeout=5))
 print("queue:", {k: status[k] for k in ("pending", "done", "submitted", "completed")})
 PY
+echo
+echo "== dspy-agent tasks list (the store keeps every task; --json for scripts)"
+"$cli" tasks list --limit 5
 echo
 echo "== dspy-agent status"
 "$cli" status
