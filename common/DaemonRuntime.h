@@ -95,6 +95,9 @@ struct DaemonSpec {
   // Registers services, routes and the health reporter before the listeners start.
   // The returned object owns them and lives until the daemon has stopped.
   std::function<Result<std::shared_ptr<void>>(DaemonRuntime&, const Config&)> setup;
+  // Optional: applies what the daemon's own part can change live after a valid reload
+  // (the server part is applied by the runtime). Gets what `setup` returned.
+  std::function<void(const Config&, const std::shared_ptr<void>&)> reload;
 };
 
 // The whole life of a daemon process; returns its exit code (0 ok, 1 runtime error,
@@ -124,6 +127,7 @@ int runDaemon(int argc, char** argv, const DaemonSpec<Config>& spec) {
     auto next = spec.load(args.config_file, env);
     if (!next) return Error{next.error()};
     runtime.applyReload(next.value().server);
+    if (spec.reload) spec.reload(next.value(), owned.value());
     return Status::Ok();
   });
   return 0;

@@ -13,6 +13,8 @@ using namespace dspy::orchestrator;
 // Everything the daemon runs, in construction order (destroyed in reverse).
 struct Orchestrator {
   std::unique_ptr<SqliteTaskStore> store;
+  std::shared_ptr<ProcessExecutor> process;
+  std::shared_ptr<HttpExecutor> http;
   std::unique_ptr<EnvManagerClient> env_manager;
   std::unique_ptr<TaskEngine> engine;
   std::unique_ptr<OrchestratorService> service;
@@ -22,10 +24,11 @@ struct Orchestrator {
   }
 };
 
-TaskEngine::Executors buildExecutors(const OrchestratorConfig& cfg, EnvManagerClient& env_manager) {
+TaskEngine::Executors buildExecutors(const OrchestratorConfig& cfg, Orchestrator& o) {
   TaskEngine::Executors out;
-  auto process = std::make_shared<ProcessExecutor>(cfg.process);
-  auto http = std::make_shared<HttpExecutor>(cfg.runner_url);
+  auto& process = o.process = std::make_shared<ProcessExecutor>(cfg.process);
+  auto& http = o.http = std::make_shared<HttpExecutor>(cfg.runner_url);
+  auto& env_manager = *o.env_manager;
   auto slurm = std::make_shared<SlurmExecutor>();
   auto noop = std::make_shared<NoopExecutor>();
   for (const auto& [name, c] : cfg.engine.classes) {
@@ -51,7 +54,7 @@ int main(int argc, char** argv) {
         if (!store) return dspy::Error{store.error()};
         o->store = std::move(store.value());
         o->env_manager = std::make_unique<EnvManagerClient>(cfg.env_manager);
-        o->engine = std::make_unique<TaskEngine>(cfg.engine, *o->store, buildExecutors(cfg, *o->env_manager),
+        o->engine = std::make_unique<TaskEngine>(cfg.engine, *o->store, buildExecutors(cfg, *o),
                                                  dspy::Clock::real(), &runtime.metrics());
         if (dspy::Status s = o->engine->recover(); !s.ok()) {
           return dspy::Error{"cannot recover tasks from " + o->store->path() + ": " + s.error()};
@@ -68,6 +71,15 @@ int main(int argc, char** argv) {
                      cfg.engine.classes.size());
         return std::shared_ptr<void>(o);
       },
+      .reload =
+          [](const OrchestratorConfig& cfg, const std::shared_ptr<void>& owned) {
+            auto* o = static_cast<Orchestrator*>(owned.get());
+            o->process->setConfig(cfg.process);
+            o->http->setUrl(cfg.runner_url);
+            for (const auto& note : o->engine->reconfigure(cfg.engine)) spdlog::info("reload: {}", note);
+            spdlog::info("reload: task classes, executors' allowlist and runner URL applied; store.* and "
+                         "env_manager.* take effect after a restart");
+          },
   };
   return dspy::runDaemon(argc, argv, spec);
 }

@@ -41,16 +41,28 @@ struct Fd {
 
 }  // namespace
 
-Result<ProcessExecutor::Plan> ProcessExecutor::plan(const Payload& payload, const ExecRequest* req) const {
+void ProcessExecutor::setConfig(ProcessExecutorConfig cfg) {
+  auto next = std::make_shared<const ProcessExecutorConfig>(std::move(cfg));
+  std::lock_guard lock(mu_);
+  cfg_ = std::move(next);
+}
+
+std::shared_ptr<const ProcessExecutorConfig> ProcessExecutor::config() const {
+  std::lock_guard lock(mu_);
+  return cfg_;
+}
+
+Result<ProcessExecutor::Plan> ProcessExecutor::plan(const ProcessExecutorConfig& cfg, const Payload& payload,
+                                                    const ExecRequest* req) const {
   Plan p;
   auto args = payloadStringList(payload, "args");
   if (!args) return args.fullError();
   auto cmd = payload.find("command");
   if (cmd != payload.end()) {
-    auto it = cfg_.commands.find(cmd->second);
-    if (it == cfg_.commands.end()) {
+    auto it = cfg.commands.find(cmd->second);
+    if (it == cfg.commands.end()) {
       std::string known;
-      for (const auto& [k, v] : cfg_.commands) known += (known.empty() ? "" : ", ") + k;
+      for (const auto& [k, v] : cfg.commands) known += (known.empty() ? "" : ", ") + k;
       return Error{"command '" + cmd->second + "' is not one of the configured commands (" +
                        (known.empty() ? "none configured" : known) + ")",
                    ErrorKind::InvalidArgument};
@@ -62,7 +74,7 @@ Result<ProcessExecutor::Plan> ProcessExecutor::plan(const Payload& payload, cons
     p.cwd = it->second.cwd;
     for (const auto& [k, v] : it->second.env) p.env.push_back(k + "=" + v);
   } else if (payload.count("argv")) {
-    if (!cfg_.allow_arbitrary) {
+    if (!cfg.allow_arbitrary) {
       return Error{"payload 'argv' needs executors.process.allow_arbitrary: true; name a configured command instead",
                    ErrorKind::InvalidArgument};
     }
@@ -74,7 +86,7 @@ Result<ProcessExecutor::Plan> ProcessExecutor::plan(const Payload& payload, cons
     return Error{"payload needs \"command\": the name of a configured command", ErrorKind::InvalidArgument};
   }
   p.argv.insert(p.argv.end(), args.value().begin(), args.value().end());
-  if (p.cwd.empty()) p.cwd = cfg_.work_dir;
+  if (p.cwd.empty()) p.cwd = cfg.work_dir;
   static const std::regex kEnvName("[A-Za-z_][A-Za-z0-9_]*");
   for (const auto& [k, v] : payload) {
     if (k.rfind("env.", 0) != 0) continue;
@@ -97,13 +109,14 @@ Result<ProcessExecutor::Plan> ProcessExecutor::plan(const Payload& payload, cons
 }
 
 Status ProcessExecutor::validate(const Payload& payload) const {
-  auto p = plan(payload, nullptr);
+  auto p = plan(*config(), payload, nullptr);
   if (!p) return p.fullError();
   return Status::Ok();
 }
 
 ExecOutcome ProcessExecutor::execute(const ExecRequest& req, std::stop_token cancel) {
-  auto planned = plan(req.payload, &req);
+  const auto cfg = config();
+  auto planned = plan(*cfg, req.payload, &req);
   if (!planned) return ExecOutcome::failure(planned.error(), false);
   const Plan& p = planned.value();
 
@@ -161,7 +174,7 @@ ExecOutcome ProcessExecutor::execute(const ExecRequest& req, std::stop_token can
     [[maybe_unused]] auto n = ::write(wake.fd, &one, sizeof one);
   });
 
-  Tail out{static_cast<std::size_t>(cfg_.output_tail_bytes)}, err{static_cast<std::size_t>(cfg_.output_tail_bytes)};
+  Tail out{static_cast<std::size_t>(cfg->output_tail_bytes)}, err{static_cast<std::size_t>(cfg->output_tail_bytes)};
   const auto deadline = started + req.timeout;
   bool timed_out = false, cancelled = false, killed = false;
   bool out_open = true, err_open = true;

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -28,7 +30,10 @@ struct ProcessExecutorConfig {
 
 class ProcessExecutor final : public Executor {
  public:
-  explicit ProcessExecutor(ProcessExecutorConfig cfg) : cfg_(std::move(cfg)) {}
+  explicit ProcessExecutor(ProcessExecutorConfig cfg)
+      : cfg_(std::make_shared<const ProcessExecutorConfig>(std::move(cfg))) {}
+  // Swaps the allowlist and settings (SIGHUP); attempts already running keep theirs.
+  void setConfig(ProcessExecutorConfig cfg);
   std::string kind() const override { return "process"; }
   Status validate(const Payload& payload) const override;
   ExecOutcome execute(const ExecRequest& req, std::stop_token cancel) override;
@@ -39,9 +44,11 @@ class ProcessExecutor final : public Executor {
     std::string cwd;
     std::vector<std::string> env;
   };
-  Result<Plan> plan(const Payload& payload, const ExecRequest* req) const;
+  Result<Plan> plan(const ProcessExecutorConfig& cfg, const Payload& payload, const ExecRequest* req) const;
+  std::shared_ptr<const ProcessExecutorConfig> config() const;
 
-  ProcessExecutorConfig cfg_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const ProcessExecutorConfig> cfg_;
 };
 
 }  // namespace dspy::orchestrator

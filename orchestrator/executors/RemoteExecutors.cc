@@ -28,8 +28,18 @@ ExecOutcome ContainerExecutor::execute(const ExecRequest& req, std::stop_token c
   return o;
 }
 
+void HttpExecutor::setUrl(std::string base_url) {
+  std::lock_guard lock(mu_);
+  base_url_ = std::move(base_url);
+}
+
+std::string HttpExecutor::url() const {
+  std::lock_guard lock(mu_);
+  return base_url_;
+}
+
 Status HttpExecutor::validate(const Payload&) const {
-  if (base_url_.empty()) {
+  if (url().empty()) {
     return Error{"the http executor has no runner URL: set executors.http.url or ENV_RUNNER_URL",
                  ErrorKind::FailedPrecondition};
   }
@@ -59,7 +69,7 @@ ExecOutcome HttpExecutor::execute(const ExecRequest& req, std::stop_token cancel
   CURL* c = curl_easy_init();
   if (c == nullptr) return ExecOutcome::failure("curl_easy_init failed", true);
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  const std::string url = base_url_ + "/tasks/execute";
+  const std::string url = this->url() + "/tasks/execute";
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(c, CURLOPT_POSTFIELDS, text.c_str());

@@ -3,6 +3,7 @@
 // runner's API).
 #pragma once
 
+#include <mutex>
 #include <string>
 
 #include "orchestrator/envmanager/EnvManagerClient.h"
@@ -31,10 +32,14 @@ class HttpExecutor final : public Executor {
  public:
   explicit HttpExecutor(std::string base_url) : base_url_(std::move(base_url)) {}
   std::string kind() const override { return "http"; }
+  void setUrl(std::string base_url);
   Status validate(const Payload& payload) const override;
   ExecOutcome execute(const ExecRequest& req, std::stop_token cancel) override;
 
  private:
+  std::string url() const;
+
+  mutable std::mutex mu_;
   std::string base_url_;
 };
 

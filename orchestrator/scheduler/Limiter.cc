@@ -21,6 +21,14 @@ Status validate(const LimiterConfig& c, const std::string& where) {
   return Status::Ok();
 }
 
+bool sameLimiter(const LimiterConfig& a, const LimiterConfig& b) {
+  return a.kind == b.kind && a.initial == b.initial && a.min == b.min && a.max == b.max && a.window == b.window &&
+         a.step == b.step && a.queue_high_watermark == b.queue_high_watermark &&
+         a.latency_threshold == b.latency_threshold && a.error_threshold == b.error_threshold &&
+         a.min_samples == b.min_samples && a.tolerance == b.tolerance && a.smoothing == b.smoothing &&
+         a.probe_interval == b.probe_interval;
+}
+
 std::unique_ptr<ConcurrencyLimiter> makeLimiter(const LimiterConfig& cfg, Clock& clock) {
   if (cfg.kind == "fixed") return std::make_unique<FixedLimiter>(cfg.initial);
   if (cfg.kind == "rules") return std::make_unique<RulesLimiter>(cfg, clock);

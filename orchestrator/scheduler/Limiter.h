@@ -34,6 +34,7 @@ struct LimiterConfig {
 };
 
 Status validate(const LimiterConfig& c, const std::string& where);
+bool sameLimiter(const LimiterConfig& a, const LimiterConfig& b);
 
 struct LimiterSample {
   Clock::MonotonicTime started;

@@ -209,9 +209,14 @@ Status TaskEngine::validateRequest(SubmitRequest& req, Payload* expanded) const 
   }
   std::size_t bytes = 0;
   for (const auto& [k, v] : req.payload) bytes += k.size() + v.size();
-  if (bytes > static_cast<std::size_t>(cfg_.max_payload_bytes)) {
-    return Error{"payload is " + std::to_string(bytes) + " bytes, over the limit of " +
-                     std::to_string(cfg_.max_payload_bytes) + " (tasks.max_payload_bytes)",
+  std::int64_t max_bytes = 0;
+  {
+    std::lock_guard lock(mu_);  // a reload may change it
+    max_bytes = cfg_.max_payload_bytes;
+  }
+  if (bytes > static_cast<std::size_t>(max_bytes)) {
+    return Error{"payload is " + std::to_string(bytes) + " bytes, over the limit of " + std::to_string(max_bytes) +
+                     " (tasks.max_payload_bytes)",
                  ErrorKind::InvalidArgument};
   }
   auto p = expandPayload(req.payload);
@@ -596,6 +601,38 @@ std::shared_ptr<TaskWatch> TaskEngine::watch(const std::set<std::string>& ids, b
 void TaskEngine::unwatch(const std::shared_ptr<TaskWatch>& w) {
   std::lock_guard lock(watch_mu_);
   watches_.remove(w);
+}
+
+std::vector<std::string> TaskEngine::reconfigure(const EngineConfig& next) {
+  std::vector<std::string> notes;
+  std::lock_guard lock(mu_);
+  cfg_.max_payload_bytes = next.max_payload_bytes;
+  cfg_.retain_finished = next.retain_finished;
+  for (const auto& [name, c] : next.classes) {
+    auto it = classes_.find(name);
+    if (it == classes_.end()) {
+      notes.push_back("class '" + name + "' is new: it takes effect after a restart");
+      continue;
+    }
+    ClassState& cs = it->second;
+    if (c.executor != cs.cfg.executor) {
+      notes.push_back("class '" + name + "': executor '" + c.executor + "' takes effect after a restart (runs '" +
+                      cs.cfg.executor + "')");
+      continue;
+    }
+    if (!sameLimiter(c.limiter, cs.cfg.limiter)) {
+      cs.limiter = makeLimiter(c.limiter, clock_);
+      notes.push_back("class '" + name + "': limiter now " + c.limiter.kind + " (" + std::to_string(c.limiter.min) +
+                      ".." + std::to_string(c.limiter.max) + ", starting at " + std::to_string(cs.limiter->limit()) +
+                      ")");
+    }
+    cs.cfg = c;
+    dispatchLocked(cs);  // a higher limit lets waiting tasks start now
+  }
+  for (const auto& [name, cs] : classes_) {
+    if (!next.classes.count(name)) notes.push_back("class '" + name + "' was removed: it stays until a restart");
+  }
+  return notes;
 }
 
 QueueStats TaskEngine::stats() {

@@ -127,6 +127,12 @@ class TaskEngine {
                                    std::vector<TaskRecord>* snapshot);
   void unwatch(const std::shared_ptr<TaskWatch>& w);
 
+  // Applies a reloaded config to the classes that exist: limiter (a changed one starts
+  // afresh), timeout, retry policy, max_queued, workload class; and the payload and
+  // retention limits. Adding or removing a class or changing its executor needs a
+  // restart: those are returned as notes and left as they run.
+  std::vector<std::string> reconfigure(const EngineConfig& next);
+
   QueueStats stats();
   bool hasClass(const std::string& cls) const { return cfg_.classes.count(cls) > 0; }
   std::string storeHealth() { return store_.health(); }

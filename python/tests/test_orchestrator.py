@@ -471,3 +471,34 @@ def test_cli_submits_follows_shows_lists_and_cancels_tasks(orch):
     assert missing.returncode == 1 and "no task with id 'nope'" in missing.stderr
     assert run("submit").returncode == 2
     assert run("submit", "cpu_short", "not-a-pair").returncode == 2
+
+
+def test_sighup_applies_new_limits_and_commands_without_dropping_work(orch):
+    o = orch()
+    for i in range(4):
+        o.submit(f"h{i}", cls="cpu_long", command="nap", args='["30"]')
+    eventually(lambda: sum(o.status(f"h{i}").status == "running" for i in range(4)) == 2, 10)
+    assert o.status("h3").status == "pending"
+    with pytest.raises(grpc.RpcError):
+        o.submit("greet1", command="greet")
+    text = o.daemon.config.read_text()
+    text = text.replace("limiter: {kind: fixed, initial: 2, max: 2}", "limiter: {kind: fixed, initial: 4, max: 4}")
+    text = text.replace("      nap: {argv: [/bin/sleep], allow_args: true}\n",
+                        "      nap: {argv: [/bin/sleep], allow_args: true}\n      greet: {argv: [/bin/echo, hi]}\n")
+    o.daemon.config.write_text(text)
+    o.daemon.proc.send_signal(signal.SIGHUP)
+    eventually(lambda: all(o.status(f"h{i}").status == "running" for i in range(4)), 10,
+               what="the two queued tasks started under the raised limit")
+    m = o.stub.GetMetrics(o.pb.GetMetricsRequest(metric_names=["orchestrator_concurrency_limit"]), timeout=10).metrics
+    assert m['orchestrator_concurrency_limit{class="cpu_long"}'] == 4
+    assert o.submit("greet1", command="greet").success
+    assert o.wait_final("greet1").result["stdout"] == "hi\n"
+    assert "class 'cpu_long': limiter now fixed" in o.daemon.log_text()
+    # A broken file is rejected as a whole and changes nothing.
+    o.daemon.config.write_text(text.replace("initial: 4, max: 4", "initial: 9, max: 4"))
+    o.daemon.proc.send_signal(signal.SIGHUP)
+    eventually(lambda: "reload rejected" in o.daemon.log_text(), 10)
+    assert o.stub.GetMetrics(o.pb.GetMetricsRequest(metric_names=["orchestrator_concurrency_limit"]),
+                             timeout=10).metrics['orchestrator_concurrency_limit{class="cpu_long"}'] == 4
+    for i in range(4):
+        o.stub.CancelTask(o.pb.CancelTaskRequest(task_id=f"h{i}"), timeout=10)

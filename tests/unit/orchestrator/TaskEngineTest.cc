@@ -312,3 +312,32 @@ TEST_CASE("engine: watchers see each change once, in order", "[orchestrator][eng
   CHECK(seen == std::vector<std::string>{"pending", "running", "pending", "running", "completed"});
   rig.engine->unwatch(w);
 }
+
+TEST_CASE("engine: a reload raises a class's limit at once and reports what needs a restart", "[orchestrator][engine]") {
+  Rig rig(1);
+  rig.engine->start();
+  for (int i = 0; i < 4; ++i) REQUIRE(rig.submit({.id = "r" + std::to_string(i), .cls = "a"}).ok());
+  REQUIRE(eventually([&] { return rig.gate->running() == 1; }, 5s));
+  EngineConfig next;
+  ClassConfig a;
+  a.executor = "gate";
+  a.limiter = LimiterConfig{.kind = "fixed", .initial = 3, .min = 1, .max = 3};
+  next.classes["a"] = a;
+  ClassConfig changed = a;
+  changed.executor = "noop";
+  next.classes["b"] = changed;
+  next.classes["c"] = a;
+  next.max_payload_bytes = 10;
+  const auto notes = rig.engine->reconfigure(next);
+  CHECK(eventually([&] { return rig.gate->running() == 3; }, 5s));
+  CHECK(rig.engine->stats().classes["a"].limit == 3);
+  REQUIRE(notes.size() == 3);
+  CHECK_THAT(notes[0], Catch::Contains("class 'a': limiter now fixed"));
+  CHECK_THAT(notes[1], Catch::Contains("class 'b': executor 'noop' takes effect after a restart"));
+  CHECK_THAT(notes[2], Catch::Contains("class 'c' is new"));
+  // The new payload limit applies to the next submission.
+  auto big = rig.submit({.id = "big", .cls = "a", .payload = {{"k", "0123456789"}}});
+  CHECK(big.kind() == dspy::ErrorKind::InvalidArgument);
+  // Unchanged settings are not "changed": a second identical reload is quiet.
+  CHECK(rig.engine->reconfigure(next).size() == 2);
+}
