@@ -10,6 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/GrpcClient.h"
 #include "env_manager/v1/env_manager.grpc.pb.h"
 
 namespace dspy::cli {
@@ -38,17 +39,6 @@ struct Options {
   int timeout = 0;
   std::vector<std::string> names;
 };
-
-void withToken(grpc::ClientContext& ctx) {
-  if (const char* t = std::getenv("DSPY_AGENT_TOKEN"); t != nullptr && *t != '\0') {
-    ctx.AddMetadata("authorization", std::string("Bearer ") + t);
-  }
-}
-
-int failed(const grpc::Status& s, const std::string& what) {
-  std::fprintf(stderr, "%s failed: %s (%d)\n", what.c_str(), s.error_message().c_str(), static_cast<int>(s.error_code()));
-  return 1;
-}
 
 int start(pb::EnvManagerService::Stub& stub, const Options& o) {
   grpc::ClientContext ctx;
@@ -205,11 +195,8 @@ int servicesCommand(const std::vector<std::string>& args) {
       o.names.push_back(a);
     }
   }
-  auto channel = grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
-  if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(3))) {
-    std::fprintf(stderr, "env-manager at %s is not reachable\n", o.addr.c_str());
-    return 1;
-  }
+  auto channel = connect(o.addr, "env-manager");
+  if (!channel) return 1;
   auto stub = pb::EnvManagerService::NewStub(channel);
   const std::string& cmd = args[0];
   if (cmd == "start") return start(*stub, o);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "cli/GrpcClient.h"
 #include "orchestrator/v1/orchestrator.grpc.pb.h"
 
 namespace dspy::cli {
@@ -40,16 +41,17 @@ struct Options {
   std::vector<std::string> rest;
 };
 
-void withToken(grpc::ClientContext& ctx) {
-  if (const char* t = std::getenv("DSPY_AGENT_TOKEN"); t != nullptr && *t != '\0') {
-    ctx.AddMetadata("authorization", std::string("Bearer ") + t);
-  }
+// A unary call: the token and a deadline.
+void unary(grpc::ClientContext& ctx) {
+  withToken(ctx);
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
 }
 
-int failed(const grpc::Status& s, const std::string& what) {
-  std::fprintf(stderr, "%s failed: %s\n", what.c_str(), s.error_message().c_str());
-  return 1;
+// `show` and `cancel` take exactly one task id.
+bool oneId(const Options& o, const char* cmd) {
+  if (o.rest.size() == 1) return true;
+  std::fprintf(stderr, "%s needs one task ID\n", cmd);
+  return false;
 }
 
 nlohmann::json toJson(const pb::TaskInfo& t) {
@@ -98,15 +100,13 @@ int submit(pb::OrchestratorService::Stub& stub, const Options& o) {
     (*req.mutable_payload())[o.rest[i].substr(0, eq)] = o.rest[i].substr(eq + 1);
   }
   grpc::ClientContext ctx;
-  withToken(ctx);
+  unary(ctx);
   pb::SubmitTaskResponse resp;
   if (auto s = stub.SubmitTask(&ctx, req, &resp); !s.ok()) return failed(s, "submit");
   std::printf("%s\n", resp.task_id().c_str());
   if (!o.wait) return 0;
-  grpc::ClientContext sctx;
-  if (const char* t = std::getenv("DSPY_AGENT_TOKEN"); t != nullptr && *t != '\0') {
-    sctx.AddMetadata("authorization", std::string("Bearer ") + t);
-  }
+  grpc::ClientContext sctx;  // no deadline: the task may run for long
+  withToken(sctx);
   pb::StreamTaskResultsRequest sreq;
   sreq.add_task_ids(resp.task_id());
   sreq.set_include_completed(true);
@@ -120,7 +120,7 @@ int submit(pb::OrchestratorService::Stub& stub, const Options& o) {
   }
   if (auto s = reader->Finish(); !s.ok()) return failed(s, "following the task");
   grpc::ClientContext gctx;
-  withToken(gctx);
+  unary(gctx);
   pb::GetTaskStatusRequest g;
   g.set_task_id(resp.task_id());
   pb::GetTaskStatusResponse t;
@@ -129,12 +129,9 @@ int submit(pb::OrchestratorService::Stub& stub, const Options& o) {
 }
 
 int show(pb::OrchestratorService::Stub& stub, const Options& o) {
-  if (o.rest.size() != 1) {
-    std::fputs("show needs one task ID\n", stderr);
-    return 2;
-  }
+  if (!oneId(o, "show")) return 2;
   grpc::ClientContext ctx;
-  withToken(ctx);
+  unary(ctx);
   pb::GetTaskStatusRequest req;
   req.set_task_id(o.rest[0]);
   pb::GetTaskStatusResponse resp;
@@ -155,7 +152,7 @@ int list(pb::OrchestratorService::Stub& stub, const Options& o) {
   if (!o.json) std::printf("%-40s %-12s %-10s %8s  %s\n", "ID", "CLASS", "STATUS", "ATTEMPTS", "ERROR");
   do {
     grpc::ClientContext ctx;
-    withToken(ctx);
+    unary(ctx);
     pb::ListTasksRequest req;
     req.set_status(o.status);
     req.set_class_(o.cls);
@@ -179,12 +176,9 @@ int list(pb::OrchestratorService::Stub& stub, const Options& o) {
 }
 
 int cancel(pb::OrchestratorService::Stub& stub, const Options& o) {
-  if (o.rest.size() != 1) {
-    std::fputs("cancel needs one task ID\n", stderr);
-    return 2;
-  }
+  if (!oneId(o, "cancel")) return 2;
   grpc::ClientContext ctx;
-  withToken(ctx);
+  unary(ctx);
   pb::CancelTaskRequest req;
   req.set_task_id(o.rest[0]);
   pb::CancelTaskResponse resp;
@@ -239,11 +233,8 @@ int tasksCommand(const std::vector<std::string>& args) {
       return 2;
     }
   }
-  auto channel = grpc::CreateChannel(o.addr, grpc::InsecureChannelCredentials());
-  if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(3))) {
-    std::fprintf(stderr, "orchestrator at %s is not reachable\n", o.addr.c_str());
-    return 1;
-  }
+  auto channel = connect(o.addr, "orchestrator");
+  if (!channel) return 1;
   auto stub = pb::OrchestratorService::NewStub(channel);
   const std::string& cmd = args[0];
   if (cmd == "submit") return submit(*stub, o);

@@ -33,15 +33,15 @@ echo "== dspy-agent services start (the nine services, each as soon as its depen
 echo
 echo "== dspy-agent services status"
 "$cli" services status
+# Python stubs of both contracts for the client snippets below.
+stubs="$(mktemp -d)"
+"$VENV/bin/python" -m grpc_tools.protoc -I"$ROOT/proto" --python_out="$stubs" --grpc_python_out="$stubs" \
+  env_manager/v1/env_manager.proto orchestrator/v1/orchestrator.proto
 echo
 echo "== a task container (env-manager ExecuteTask: allowlisted command, no network, removed after)"
-"$VENV/bin/python" - "$ROOT" <<'PY'
-import sys, tempfile, grpc
-from grpc_tools import protoc
-out = tempfile.mkdtemp()
-protoc.main(["protoc", f"-I{sys.argv[1]}/proto", f"--python_out={out}", f"--grpc_python_out={out}",
-             "env_manager/v1/env_manager.proto"])
-sys.path.insert(0, out)
+"$VENV/bin/python" - "$stubs" <<'PY'
+import sys, grpc
+sys.path.insert(0, sys.argv[1])
 from env_manager.v1 import env_manager_pb2 as pb, env_manager_pb2_grpc as rpc
 with grpc.insecure_channel("127.0.0.1:50100") as ch:
     r = rpc.EnvManagerServiceStub(ch).ExecuteTask(
@@ -50,13 +50,9 @@ print(f"success={r.success} exit_code={r.result['exit_code']} latency={r.latency
 PY
 echo
 echo "== sample tasks through the orchestrator (durable queue, per-class limits, results streamed)"
-"$VENV/bin/python" - "$ROOT" <<'PY'
-import json, sys, tempfile, urllib.request, grpc
-from grpc_tools import protoc
-out = tempfile.mkdtemp()
-protoc.main(["protoc", f"-I{sys.argv[1]}/proto", f"--python_out={out}", f"--grpc_python_out={out}",
-             "orchestrator/v1/orchestrator.proto"])
-sys.path.insert(0, out)
+"$VENV/bin/python" - "$stubs" <<'PY'
+import json, sys, urllib.request, grpc
+sys.path.insert(0, sys.argv[1])
 from orchestrator.v1 import orchestrator_pb2 as pb, orchestrator_pb2_grpc as rpc
 import uuid
 run = uuid.uuid4().hex[:6]
