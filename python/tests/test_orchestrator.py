@@ -260,6 +260,23 @@ def test_bad_input_gets_clear_errors_and_changes_nothing(orch):
         assert status == code and why in answer["error"], (body, status, answer)
     assert o.http("GET", "/tasks/nope")[0] == 404
     assert o.http("GET", "/tasks?status=weird")[0] == 400
+    for path, why in (("/tasks?limit=ten", "limit must be an integer"), ("/tasks?limit=5000", "between 0 and 1000"),
+                      ("/tasks?page_token=x1", "bad page token"), ("/tasks/-bad", "must not start with"),
+                      ("/tasks/-bad/cancel", "must not start with")):
+        status, answer = o.http("POST" if path.endswith("cancel") else "GET", path)
+        assert status == 400 and why in answer["error"], (path, status, answer)
+    for call, req, why in (
+            (o.stub.ListTasks, o.pb.ListTasksRequest(page_size=5000), "between 0 and 1000"),
+            (o.stub.ListTasks, o.pb.ListTasksRequest(page_token="abc"), "bad page token"),
+            (o.stub.ListTasks, o.pb.ListTasksRequest(status="done"), "unknown status"),
+            (o.stub.CancelTask, o.pb.CancelTaskRequest(task_id="a/b"), "task id"),
+            (o.stub.GetTaskStatus, o.pb.GetTaskStatusRequest(task_id=""), "task_id is required")):
+        with pytest.raises(grpc.RpcError) as err:
+            call(req, timeout=10)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and why in err.value.details(), why
+    with pytest.raises(grpc.RpcError) as err:
+        list(o.stub.StreamTaskResults(o.pb.StreamTaskResultsRequest(task_ids=["bad id"]), timeout=10))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as err:
         o.status("nope")
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
