@@ -107,7 +107,9 @@ int status(pb::EnvManagerService::Stub& stub, const Options& o) {
   if (o.json) {
     nlohmann::json out = nlohmann::json::object();
     for (const auto& [name, st] : sorted) {
+      const auto& hc = st.health_checks();
       out[name] = {{"status", st.status()},
+                   {"state", hc.count("state") ? hc.at("state") : st.status()},
                    {"container_id", st.container_id()},
                    {"ports", std::vector<int>(st.ports().begin(), st.ports().end())},
                    {"started_at", st.started_at()},
@@ -124,10 +126,12 @@ int status(pb::EnvManagerService::Stub& stub, const Options& o) {
     for (int p : st.ports()) ports += (ports.empty() ? "" : ",") + std::to_string(p);
     const auto& h = st.health_checks();
     std::string detail = h.count("message") ? h.at("message") : "";
-    if (h.count("state_message") && st.status() != "healthy" && st.status() != "running") detail = h.at("state_message");
+    // The finer state (healthy, waiting, blocked, crash_loop, ...) says more than the wire word.
+    const std::string state = h.count("state") ? h.at("state") : st.status();
+    if (h.count("state_message") && st.status() != "running") detail = h.at("state_message");
     char mem[32];
     std::snprintf(mem, sizeof mem, "%.1fM", static_cast<double>(st.resource_usage().memory_bytes()) / (1024.0 * 1024.0));
-    std::printf("%-18s %-10s %-13s %-12s %7.1f %8s  %s\n", name.c_str(), st.status().c_str(),
+    std::printf("%-18s %-10s %-13s %-12s %7.1f %8s  %s\n", name.c_str(), state.c_str(),
                 st.container_id().substr(0, 12).c_str(), ports.empty() ? "-" : ports.c_str(),
                 st.resource_usage().cpu_percent(), mem, detail.c_str());
   }

@@ -90,7 +90,8 @@ int status(const std::vector<std::string>& args) {
   nlohmann::json out = nlohmann::json::object();
   for (const auto& p : probes) {
     const std::string state =
-        !p.reachable ? "unreachable" : (p.body.is_object() ? p.body.value("status", "unknown") : "unknown");
+        !p.reachable ? "unreachable"
+                     : (p.body.is_object() ? p.body.value("health", p.body.value("status", "unknown")) : "unknown");
     if (state != "ok") all_ok = false;
     out[p.name] = {{"address", p.address}, {"status", state}};
     if (!p.error.empty()) out[p.name]["error"] = p.error;

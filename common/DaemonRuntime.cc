@@ -79,7 +79,12 @@ DaemonRuntime::DaemonRuntime(std::string name, const ServerConfig& cfg)
       auth_(std::make_shared<TokenAuth>()),
       metrics_(name_, version()),
       grpc_(GrpcServer::Options{cfg.grpc_address, cfg.grpc_max_message_bytes, cfg.tls}, auth_),
-      http_(HttpServer::Options{cfg.http_address, cfg.http_max_body_bytes, cfg.tls}, auth_, metrics_) {
+      http_(HttpServer::Options{.address = cfg.http_address,
+                                .max_body_bytes = cfg.http_max_body_bytes,
+                                .tls = cfg.tls,
+                                .max_connections = cfg.http_max_connections,
+                                .keepalive_timeout_seconds = cfg.http_keepalive_timeout_seconds},
+            auth_, metrics_) {
   auth_->setToken(cfg.auth_token);
   Metrics* m = &metrics_;
   http_.route("GET", "/metrics", [m](const HttpRequest&) {
@@ -89,8 +94,16 @@ DaemonRuntime::DaemonRuntime(std::string name, const ServerConfig& cfg)
       "GET", "/health",
       [this](const HttpRequest&) {
         HealthReport report = health_ ? health_() : HealthReport{};
+        const std::string& word = report.status == "down"       ? wording_.down
+                                  : report.status == "degraded" ? wording_.degraded
+                                                                : wording_.ok;
         nlohmann::json body = {
-            {"status", report.status},
+            {"status", word},
+            {"health", report.status},
+            {"service", name_},
+            {"timestamp", std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count()},
             {"daemon", name_},
             {"version", version()},
             {"uptime_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count()},
@@ -133,6 +146,8 @@ void DaemonRuntime::applyReload(const ServerConfig& next) {
   warn("http.address", next.http_address != cfg_.http_address);
   warn("grpc.max_message_bytes", next.grpc_max_message_bytes != cfg_.grpc_max_message_bytes);
   warn("http.max_body_bytes", next.http_max_body_bytes != cfg_.http_max_body_bytes);
+  warn("http.max_connections", next.http_max_connections != cfg_.http_max_connections);
+  warn("http.keepalive_timeout_seconds", next.http_keepalive_timeout_seconds != cfg_.http_keepalive_timeout_seconds);
   warn("tls.*", next.tls.cert_file != cfg_.tls.cert_file || next.tls.key_file != cfg_.tls.key_file ||
                     next.tls.client_ca_file != cfg_.tls.client_ca_file);
   // Keep what is live in sync; restart-only keys keep their running values.

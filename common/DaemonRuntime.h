@@ -47,6 +47,14 @@ struct HealthReport {
   std::map<std::string, std::string> components;
 };
 
+// The word GET /health puts in "status" for each state. Old clients of each daemon read
+// their own words (env-manager: "healthy"); the state itself is always in "health".
+struct HealthWording {
+  std::string ok = "ok";
+  std::string degraded = "degraded";
+  std::string down = "down";
+};
+
 class DaemonRuntime {
  public:
   DaemonRuntime(std::string name, const ServerConfig& cfg);
@@ -59,6 +67,7 @@ class DaemonRuntime {
 
   // Supplies the component part of GET /health (public, no token needed).
   void setHealthReporter(std::function<HealthReport()> reporter) { health_ = std::move(reporter); }
+  void setHealthWording(HealthWording wording) { wording_ = std::move(wording); }
 
   // Starts gRPC then HTTP; on failure nothing stays listening.
   Status start();
@@ -79,6 +88,7 @@ class DaemonRuntime {
   HttpServer http_;
   SystemdNotifier notifier_;
   std::function<HealthReport()> health_;
+  HealthWording wording_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool stopped_ = false;
 };

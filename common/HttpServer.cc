@@ -1,6 +1,9 @@
 // cpp-httplib behind HttpServer; the only translation unit that includes httplib.h.
 #include "common/HttpServer.h"
 
+// A burst of new connections waits in the kernel's queue instead of being refused
+// (httplib's default backlog is 5).
+#define CPPHTTPLIB_LISTEN_BACKLOG 1024
 #include <httplib.h>
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>
@@ -9,7 +12,11 @@
 
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "common/ConfigSchema.h"
@@ -38,11 +45,68 @@ HttpResponse HttpResponse::error(int status, const std::string& message) {
   return HttpResponse{status, nlohmann::json{{"error", message}}.dump(), "application/json"};
 }
 
+namespace {
+
+// httplib serves each connection on one pool thread for as long as it is kept alive.
+// A fixed pool lets a few idle kept-alive clients starve everyone else; this one grows
+// a thread whenever every thread is busy, up to `max`, and only then queues.
+class GrowingPool final : public httplib::TaskQueue {
+ public:
+  explicit GrowingPool(std::size_t max) : max_(std::max<std::size_t>(1, max)) {}
+  ~GrowingPool() override = default;
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(fn));
+    if (jobs_.size() > idle_ && threads_.size() < max_) {
+      threads_.emplace_back([this] { work(); });
+    } else {
+      cv_.notify_one();
+    }
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      shutdown_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();  // no enqueue comes after the accept loop ended
+  }
+
+ private:
+  void work() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      ++idle_;
+      cv_.wait(lock, [this] { return !jobs_.empty() || shutdown_; });
+      --idle_;
+      if (jobs_.empty()) return;  // shutting down, nothing left
+      auto fn = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      fn();
+      lock.lock();
+    }
+  }
+
+  const std::size_t max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  std::size_t idle_ = 0;
+  bool shutdown_ = false;
+};
+
+}  // namespace
+
 struct HttpServer::Impl {
   Options options;
   std::shared_ptr<TokenAuth> auth;
   std::unique_ptr<httplib::Server> server;
   std::vector<std::regex> public_routes;
+  std::vector<std::pair<std::regex, std::string>> routes;  // pattern, method: for 405
   std::thread thread;
   int bound_port = 0;
   prometheus::Family<prometheus::Counter>* requests = nullptr;
@@ -86,7 +150,13 @@ HttpServer::HttpServer(Options options, std::shared_ptr<TokenAuth> auth, Metrics
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   srv.set_payload_max_length(static_cast<std::size_t>(impl_->options.max_body_bytes));
+  // Without TCP_NODELAY every response on a kept-alive connection waits ~40 ms (Nagle's
+  // algorithm against the client's delayed ACK).
+  srv.set_tcp_nodelay(true);
   srv.set_keep_alive_max_count(1000);
+  srv.set_keep_alive_timeout(impl_->options.keepalive_timeout_seconds);
+  const auto max_connections = static_cast<std::size_t>(impl_->options.max_connections);
+  srv.new_task_queue = [max_connections] { return new GrowingPool(max_connections); };
   srv.set_read_timeout(10, 0);
   srv.set_write_timeout(10, 0);
   Impl* impl = impl_.get();
@@ -102,11 +172,27 @@ HttpServer::HttpServer(Options options, std::shared_ptr<TokenAuth> auth, Metrics
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
-  srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  srv.set_error_handler([impl](const httplib::Request& req, httplib::Response& res) {
     // Only fill in a body for errors no handler described (unknown route, 413, ...).
     if (!res.body.empty()) return;
     std::string message = "HTTP error " + std::to_string(res.status);
-    if (res.status == 404) message = "no route for " + req.method + " " + req.path;
+    if (res.status == 404) {
+      // A known path with another method is 405 with the methods it takes.
+      std::set<std::string> allowed;
+      for (const auto& [re, method] : impl->routes) {
+        if (std::regex_match(req.path, re)) allowed.insert(method);
+      }
+      if (!allowed.empty()) {
+        if (allowed.count("GET")) allowed.insert("HEAD");
+        std::string allow;
+        for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
+        res.status = 405;
+        res.set_header("Allow", allow);
+        Impl::sendError(res, 405, "method " + req.method + " is not allowed on " + req.path + " (allowed: " + allow + ")");
+        return;
+      }
+      message = "no route for " + req.method + " " + req.path;
+    }
     if (res.status == 413) message = "request body larger than the limit";
     Impl::sendError(res, res.status, message);
   });
@@ -127,6 +213,7 @@ HttpServer::~HttpServer() { stop(); }
 
 void HttpServer::route(const std::string& method, const std::string& pattern, HttpHandler handler, bool is_public) {
   if (is_public) impl_->public_routes.emplace_back(pattern);
+  impl_->routes.emplace_back(std::regex(pattern), method);
   Impl* impl = impl_.get();
   auto wrapped = [impl, pattern, h = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
     const auto started = std::chrono::steady_clock::now();

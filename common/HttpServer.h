@@ -48,6 +48,10 @@ class HttpServer {
     std::string address;  // host:port; port 0 picks a free one
     std::int64_t max_body_bytes = 1024 * 1024;
     TlsConfig tls;
+    // Connections served at once (a thread each while open); more wait their turn.
+    std::int64_t max_connections = 256;
+    // An idle kept-alive connection is closed after this long.
+    std::int64_t keepalive_timeout_seconds = 5;
   };
 
   HttpServer(Options options, std::shared_ptr<TokenAuth> auth, Metrics& metrics);

@@ -20,10 +20,15 @@ Result<std::vector<std::string>> payloadStringList(const Payload& payload, const
   std::vector<std::string> out;
   auto it = payload.find(key);
   if (it == payload.end()) return out;
+  // Old Python clients turn a list into its repr text ("['a', 'b']"), which is not JSON:
+  // the message says how to send structure instead.
+  const std::string how = key + " must be a JSON list of strings, e.g. [\"a\", \"b\"]; got '" +
+                          it->second.substr(0, 80) +
+                          "' (from Python, send structure as payload_json=json.dumps({...}))";
   auto j = nlohmann::json::parse(it->second, nullptr, false);
-  if (!j.is_array()) return Error{key + " must be a JSON list of strings", ErrorKind::InvalidArgument};
+  if (!j.is_array()) return Error{how, ErrorKind::InvalidArgument};
   for (const auto& a : j) {
-    if (!a.is_string()) return Error{key + " must be a JSON list of strings", ErrorKind::InvalidArgument};
+    if (!a.is_string()) return Error{how, ErrorKind::InvalidArgument};
     out.push_back(a.get<std::string>());
   }
   return out;

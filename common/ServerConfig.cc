@@ -21,6 +21,8 @@ void describeServerConfig(config::Schema& s, ServerConfig& cfg, const ServerEnvN
   s.integer("grpc.max_message_bytes", &cfg.grpc_max_message_bytes, 1024, 256LL * 1024 * 1024);
   s.address("http.address", &cfg.http_address, env.http_address);
   s.integer("http.max_body_bytes", &cfg.http_max_body_bytes, 1024, 256LL * 1024 * 1024);
+  s.integer("http.max_connections", &cfg.http_max_connections, 1, 10'000);
+  s.integer("http.keepalive_timeout_seconds", &cfg.http_keepalive_timeout_seconds, 1, 3600);
   s.string("tls.cert_file", &cfg.tls.cert_file);
   s.string("tls.key_file", &cfg.tls.key_file);
   s.string("tls.client_ca_file", &cfg.tls.client_ca_file);

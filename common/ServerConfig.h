@@ -26,6 +26,8 @@ struct ServerConfig {
   std::string http_address;
   std::int64_t grpc_max_message_bytes = 4 * 1024 * 1024;
   std::int64_t http_max_body_bytes = 1024 * 1024;
+  std::int64_t http_max_connections = 256;
+  std::int64_t http_keepalive_timeout_seconds = 5;
   TlsConfig tls;
   std::string auth_token;       // empty = no auth
   std::string auth_token_file;  // read at load; wins over auth.token

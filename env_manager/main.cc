@@ -117,6 +117,9 @@ Result<std::shared_ptr<void>> setup(DaemonRuntime& runtime, const EnvManagerConf
     docker_up->Set(lc->dockerReachable() ? 1 : 0);
   });
   docker::DockerClient* dc = app->docker.get();
+  // The old env-manager answered {"status":"healthy","service":"env-manager",...}; a
+  // required service that is down does not make env-manager itself unhealthy.
+  runtime.setHealthWording({.ok = "healthy", .degraded = "healthy", .down = "unhealthy"});
   runtime.setHealthReporter([lc, dc]() {
     HealthReport h;
     auto ping = dc->ping();
@@ -127,10 +130,9 @@ Result<std::shared_ptr<void>> setup(DaemonRuntime& runtime, const EnvManagerConf
     std::string bad;
     for (const auto& v : lc->status({})) {
       ++total;
-      if (v.status == "healthy" || v.status == "running") ++up;
-      if (v.required && (v.status == "failed" || v.status == "crash_loop" || v.status == "blocked" ||
-                         v.status == "unhealthy")) {
-        bad += (bad.empty() ? "" : ", ") + v.name + " " + v.status;
+      if (isUp(v.status)) ++up;
+      if (v.required && (isDead(v.status) || v.status == ServiceState::Unhealthy)) {
+        bad += (bad.empty() ? "" : ", ") + v.name + " " + std::string(name(v.status));
       }
     }
     h.components["services"] = std::to_string(up) + "/" + std::to_string(total) + " up";

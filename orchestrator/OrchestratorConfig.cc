@@ -6,14 +6,19 @@
 namespace dspy::orchestrator {
 
 OrchestratorConfig::OrchestratorConfig() {
+  // The built-in classes hand every task to the env-runner, as the old orchestrator did:
+  // any payload is accepted and the runner validates it. A config that lists its own
+  // classes replaces these.
   ClassConfig cpu_short;
+  cpu_short.executor = "http";
   cpu_short.limiter = LimiterConfig{.kind = "gradient", .initial = 4, .min = 1, .max = 32};
   cpu_short.timeout = std::chrono::seconds(60);
   ClassConfig cpu_long;
+  cpu_long.executor = "http";
   cpu_long.limiter = LimiterConfig{.kind = "fixed", .initial = 2, .min = 1, .max = 2};
   cpu_long.timeout = std::chrono::hours(1);
   ClassConfig gpu;
-  gpu.executor = "container";
+  gpu.executor = "http";
   gpu.limiter = LimiterConfig{.kind = "fixed", .initial = 1, .min = 1, .max = 1};
   gpu.timeout = std::chrono::hours(1);
   ClassConfig gpu_slurm;
@@ -135,12 +140,26 @@ void describe(config::Schema& schema, OrchestratorConfig& cfg) {
   schema.stringList("env_manager.ensure_services", &cfg.env_manager.ensure_services);
   schema.integer("tasks.max_payload_bytes", &cfg.engine.max_payload_bytes, 1, 16 * 1024 * 1024);
   schema.integer("tasks.retain_finished", &cfg.engine.retain_finished, 0, 10'000'000);
+  schema.string("tasks.default_class", &cfg.default_class);
+  schema.integer("tasks.result_heartbeat_ms", &cfg.result_heartbeat_ms, 0, 3'600'000);
   schema.check([&cfg]() -> Status {
     if (cfg.store.dir.empty()) return Error{"key 'store.dir' (ENV_QUEUE_DIR): must not be empty"};
     if (!cfg.runner_url.empty() && cfg.runner_url.rfind("http://", 0) != 0 && cfg.runner_url.rfind("https://", 0) != 0) {
       return Error{"key 'executors.http.url' (ENV_RUNNER_URL): expected http://host:port, got '" + cfg.runner_url + "'"};
     }
     while (!cfg.runner_url.empty() && cfg.runner_url.back() == '/') cfg.runner_url.pop_back();
+    // "auto": like the old orchestrator, unknown classes run on the env-runner under
+    // cpu_short while cpu_short is a runner class (the built-in set); otherwise they
+    // are refused unless a default is named.
+    std::string dc = cfg.default_class;
+    if (dc == "auto") {
+      auto it = cfg.engine.classes.find("cpu_short");
+      dc = it != cfg.engine.classes.end() && it->second.executor == "http" ? "cpu_short" : "";
+    }
+    if (!dc.empty() && !cfg.engine.classes.count(dc)) {
+      return Error{"key 'tasks.default_class': '" + dc + "' is not a class in tasks.classes"};
+    }
+    cfg.engine.default_class = dc;
     return Status::Ok();
   });
 }

@@ -27,7 +27,14 @@ struct OrchestratorConfig {
   StoreConfig store;
   EngineConfig engine;
   ProcessExecutorConfig process;
-  std::string runner_url;  // ENV_RUNNER_URL, for the http executor
+  // ENV_RUNNER_URL, for the http executor; the old orchestrator's default.
+  std::string runner_url = "http://localhost:8083";
+  // Result streams re-send each unfinished watched task's state this often (0 = never):
+  // old clients treat a second without a message as a timeout.
+  std::int64_t result_heartbeat_ms = 1000;
+  // tasks.default_class as written: "auto", "" (refuse unknown classes) or a class name;
+  // resolved into engine.default_class.
+  std::string default_class = "auto";
   EnvManagerLinkConfig env_manager;
 };
 

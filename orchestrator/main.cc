@@ -51,7 +51,10 @@ int main(int argc, char** argv) {
       .setup = [](dspy::DaemonRuntime& runtime, const OrchestratorConfig& cfg) -> dspy::Result<std::shared_ptr<void>> {
         auto o = std::make_shared<Orchestrator>();
         auto store = SqliteTaskStore::open(cfg.store.dir, cfg.store.mode(), cfg.store.max_batch);
-        if (!store) return dspy::Error{store.error()};
+        if (!store) {
+          return dspy::Error{store.error() + "; set store.dir in the config file or ENV_QUEUE_DIR to a directory "
+                                             "the orchestrator may write"};
+        }
         o->store = std::move(store.value());
         o->env_manager = std::make_unique<EnvManagerClient>(cfg.env_manager);
         o->engine = std::make_unique<TaskEngine>(cfg.engine, *o->store, buildExecutors(cfg, *o),
@@ -59,12 +62,20 @@ int main(int argc, char** argv) {
         if (dspy::Status s = o->engine->recover(); !s.ok()) {
           return dspy::Error{"cannot recover tasks from " + o->store->path() + ": " + s.error()};
         }
-        o->service = std::make_unique<OrchestratorService>(*o->engine, o->env_manager.get(), runtime.metrics());
+        bool container = false;
+        bool runner = false;
+        for (const auto& [name, c] : cfg.engine.classes) {
+          container = container || c.executor == "container";
+          runner = runner || c.executor == "http";
+        }
+        const ServiceParts parts{.engine = *o->engine,
+                                 .env_manager = o->env_manager.get(),
+                                 .runner = runner ? o->http.get() : nullptr,
+                                 .result_heartbeat = std::chrono::milliseconds(cfg.result_heartbeat_ms)};
+        o->service = std::make_unique<OrchestratorService>(parts, runtime.metrics());
         runtime.grpc().addService(o->service.get());
         registerHttpApi(runtime.http(), *o->engine);
-        runtime.setHealthReporter([raw = o.get()] { return healthReport(*raw->engine, raw->env_manager.get()); });
-        bool container = false;
-        for (const auto& [name, c] : cfg.engine.classes) container = container || c.executor == "container";
+        runtime.setHealthReporter([parts] { return healthReport(parts); });
         o->env_manager->start(container);
         o->engine->start();
         spdlog::info("task store {} ({} sync); {} task classes", o->store->path(), cfg.store.sync,

@@ -17,7 +17,7 @@ DEB_PACKAGES=(
   docker.io docker-registry docker-compose busybox-static redis-server redis-tools
   slurm-wlm munge kcat openjdk-17-jre-headless maven
   # tools used by scripts and benchmarks
-  curl jq procps psmisc hyperfine time
+  curl jq procps psmisc iproute2 hyperfine time
 )
 
 missing=()

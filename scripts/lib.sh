@@ -6,6 +6,13 @@ STATE="${DSPY_STATE_DIR:-$ROOT/.state}"
 VENV="$STATE/venv"
 mkdir -p "$STATE/logs" "$STATE/pids"
 
+# The test environment's own ports: chosen so that they cannot collide with the demo
+# stack (which publishes 6379, 8082, 11435, 19000, 2181, 9092, 9090) or the daemons.
+TEST_REGISTRY_ADDR="127.0.0.1:${DSPY_TEST_REGISTRY_PORT:-5000}"
+TEST_KAFKA_PORT="${DSPY_TEST_KAFKA_PORT:-39092}"
+TEST_KAFKA_CONTROLLER_PORT="${DSPY_TEST_KAFKA_CONTROLLER_PORT:-39093}"
+TEST_KAFKA_BROKERS="127.0.0.1:$TEST_KAFKA_PORT"
+
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
@@ -38,4 +45,24 @@ stop_pid() {
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$f"
+}
+
+# port_holder PORT: prints "PID/NAME" of the process listening on 127.0.0.1:PORT (or on
+# any address), or nothing when the port is free.
+port_holder() {
+  local port="$1" line
+  line=$(ss -H -ltnp "( sport = :$port )" 2>/dev/null | head -n 1)
+  [[ -n "$line" ]] || return 0
+  if [[ "$line" =~ users:\(\(\"([^\"]+)\",pid=([0-9]+) ]]; then
+    printf 'pid %s (%s)' "${BASH_REMATCH[2]}" "${BASH_REMATCH[1]}"
+  else
+    printf 'an unknown process'
+  fi
+}
+
+# require_free_port WHAT PORT: fails at once, naming the holder, when PORT is taken.
+require_free_port() {
+  local what="$1" port="$2" holder
+  holder=$(port_holder "$port")
+  [[ -z "$holder" ]] || die "$what cannot listen on port $port: it is held by $holder"
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the real components the integration tests and the demo use:
 # dockerd, a local image registry (127.0.0.1:5000), munge + slurmctld + slurmd (single
-# node) and an Apache Kafka broker in KRaft mode (127.0.0.1:9092).
+# node) and an Apache Kafka broker in KRaft mode (127.0.0.1:39092, controller 39093:
+# ports the demo stack never publishes). Every component logs to $STATE/logs/; when one
+# does not come up, the tail of its log is printed.
 # Usage: test-env.sh up|down|status [docker|registry|slurm|kafka ...]
 # Idempotent: a component that already answers is left alone. Logs and PID files live
 # under $STATE (.state/ by default); `down` stops only the PIDs recorded there.
@@ -32,9 +34,10 @@ docker_down() {
 }
 
 # ---------------------------------------------------------------- registry
-registry_ready() { curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1; }
+registry_ready() { curl -fsS "http://$TEST_REGISTRY_ADDR/v2/" >/dev/null 2>&1; }
 registry_up() {
   if registry_ready; then log "registry already answers"; return; fi
+  require_free_port "docker-registry" "${TEST_REGISTRY_ADDR##*:}"
   mkdir -p "$REGISTRY_DIR/data"
   cat >"$REGISTRY_DIR/config.yml" <<CFG
 version: 0.1
@@ -42,9 +45,9 @@ storage:
   filesystem:
     rootdirectory: $REGISTRY_DIR/data
 http:
-  addr: 127.0.0.1:5000
+  addr: $TEST_REGISTRY_ADDR
 CFG
-  log "starting docker-registry on 127.0.0.1:5000"
+  log "starting docker-registry on $TEST_REGISTRY_ADDR"
   nohup /usr/bin/docker-registry serve "$REGISTRY_DIR/config.yml" \
     >"$STATE/logs/registry.log" 2>&1 &
   echo $! >"$STATE/pids/registry.pid"
@@ -101,7 +104,7 @@ slurm_up() {
     [[ -f /etc/munge/munge.key ]] || { mungekey --create >/dev/null 2>&1 || /usr/sbin/mungekey -c; chown munge:munge /etc/munge/munge.key; }
     # munged forks; --foreground would tie it to this shell. It writes its own PID file.
     runuser -u munge -- /usr/sbin/munged --force
-    wait_for "munged" 15 munge_ready
+    wait_for "munged" 15 munge_ready || { tail -n 30 /var/log/munge/munged.log >&2 2>/dev/null; return 1; }
     cp /run/munge/munged.pid "$STATE/pids/munged.pid"
   fi
   slurm_write_conf
@@ -118,7 +121,12 @@ slurm_up() {
   if ! wait_for "slurm node idle" 60 slurm_ready; then
     # A node left DOWN by an earlier run comes back with an explicit resume.
     scontrol update nodename="$(hostname -s)" state=resume >/dev/null 2>&1 || true
-    wait_for "slurm node idle" 30 slurm_ready || { tail -n 30 "$STATE/logs/slurmctld.log" >&2; return 1; }
+    wait_for "slurm node idle" 30 slurm_ready || {
+      for f in slurmctld.log slurmctld.out slurmd.log slurmd.out; do
+        [[ -s "$STATE/logs/$f" ]] && { log "tail of $STATE/logs/$f:"; tail -n 20 "$STATE/logs/$f" >&2; }
+      done
+      return 1
+    }
   fi
   log "slurm ready ($(sinfo -h -o '%N %T %c CPUs'))"
 }
@@ -130,8 +138,10 @@ slurm_down() {
 
 # ---------------------------------------------------------------- kafka
 kafka_ready() {
-  kcat -b 127.0.0.1:9092 -L -m 3 2>/dev/null | grep -q 'broker 1 at'
+  kcat -b "$TEST_KAFKA_BROKERS" -L -m 3 2>/dev/null | grep -q 'broker 1 at'
 }
+# Ends a wait early when the broker process is gone (its log then says why).
+kafka_ready_or_dead() { kafka_ready || ! pid_alive kafka; }
 kafka_fetch() {
   if [[ -f "$KAFKA_DIR/libs/.complete" ]] && cmp -s "$KAFKA_VERSION_POM" "$KAFKA_DIR/libs/.pom"; then return; fi
   log "resolving the Kafka broker class path with Maven (cached under $KAFKA_DIR/libs)"
@@ -143,14 +153,16 @@ kafka_fetch() {
 }
 kafka_up() {
   if kafka_ready; then log "kafka already answers"; return; fi
+  require_free_port "the Kafka broker" "$TEST_KAFKA_PORT"
+  require_free_port "the Kafka controller" "$TEST_KAFKA_CONTROLLER_PORT"
   kafka_fetch
   mkdir -p "$KAFKA_DIR/data"
   cat >"$KAFKA_DIR/server.properties" <<CFG
 process.roles=broker,controller
 node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:9093
-listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
-advertised.listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
+controller.quorum.bootstrap.servers=127.0.0.1:$TEST_KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$TEST_KAFKA_PORT,CONTROLLER://127.0.0.1:$TEST_KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$TEST_KAFKA_PORT,CONTROLLER://127.0.0.1:$TEST_KAFKA_CONTROLLER_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -177,6 +189,14 @@ Configuration:
       AppenderRef:
         - ref: STDOUT
 CFG
+  # The storage records the controller's endpoint: a broker formatted for other ports
+  # cannot start, so it is formatted again (the test broker keeps no data worth keeping).
+  local ports="$TEST_KAFKA_PORT $TEST_KAFKA_CONTROLLER_PORT"
+  if [[ -f "$KAFKA_DIR/data/meta.properties" && "$(cat "$KAFKA_DIR/data/.ports" 2>/dev/null)" != "$ports" ]]; then
+    log "Kafka storage was formatted for other ports; formatting it again"
+    rm -rf "$KAFKA_DIR/data"
+    mkdir -p "$KAFKA_DIR/data"
+  fi
   local java_opts=(-Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true
                    -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.yaml")
   if [[ ! -f "$KAFKA_DIR/data/meta.properties" ]]; then
@@ -186,12 +206,19 @@ CFG
       --cluster-id "$(java -cp "$KAFKA_DIR/libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)" \
       --standalone >"$STATE/logs/kafka-format.log" 2>&1 \
       || { cat "$STATE/logs/kafka-format.log" >&2; return 1; }
+    echo "$ports" >"$KAFKA_DIR/data/.ports"
   fi
-  log "starting Kafka broker on 127.0.0.1:9092"
+  log "starting Kafka broker on $TEST_KAFKA_BROKERS"
   nohup java "${java_opts[@]}" -cp "$KAFKA_DIR/libs/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
     >"$STATE/logs/kafka.log" 2>&1 &
   echo $! >"$STATE/pids/kafka.pid"
-  wait_for "kafka broker" 90 kafka_ready || { tail -n 40 "$STATE/logs/kafka.log" >&2; return 1; }
+  wait_for "kafka broker" 90 kafka_ready_or_dead || true
+  if ! kafka_ready; then
+    pid_alive kafka && log "the Kafka broker did not answer in 90 s" || log "the Kafka broker exited"
+    log "tail of $STATE/logs/kafka.log:"
+    tail -n 40 "$STATE/logs/kafka.log" >&2
+    return 1
+  fi
   log "kafka ready"
 }
 kafka_down() { stop_pid kafka 30; }

@@ -21,8 +21,17 @@ done
 
 t0=$SECONDS
 bash "$here/install-deps.sh"
-# The environment comes up while the build runs; both take a while on 2 cores.
-if ((keep_env == 0)); then trap 'wait; bash "$here/test-env.sh" down >/dev/null 2>&1 || true' EXIT; fi
+# Only what this run starts is stopped at its end: a Docker that runs as a system
+# service, or the demo's, keeps running (and keeps its containers).
+started=()
+for c in docker registry slurm kafka; do
+  bash "$here/test-env.sh" status "$c" >/dev/null 2>&1 || started+=("$c")
+done
+if ((keep_env == 0)); then
+  trap 'wait; ((${#started[@]} == 0)) || bash "$here/test-env.sh" down "${started[@]}" >/dev/null 2>&1 || true' EXIT
+fi
+log "test environment: ${started[*]:-nothing} to start, the rest already runs"
+export KAFKA_BROKERS="$TEST_KAFKA_BROKERS"
 bash "$here/test-env.sh" up >"$STATE/logs/test-env-up.log" 2>&1 &
 env_pid=$!
 bash "$here/build.sh" release
@@ -79,6 +88,9 @@ rm -rf /tmp/dspy-py-* 2>/dev/null || true
 run_pytest release "$STATE/logs/pytest.log"
 
 log "finished in $((SECONDS - t0)) s; summaries follow (CTest per build: release$( ((sanitizers)) && echo ', asan, tsan'), then pytest)"
-for s in "${summaries[@]}"; do echo "$s"; done
-grep -E '^(=+ )?[0-9]+ (passed|failed)|no tests ran' "$STATE/logs/pytest.log" | tail -n 1
+# The summary lines are also kept in a file, for a caller (.ci/run) that runs more after.
+{
+  for s in "${summaries[@]}"; do echo "$s"; done
+  grep -E '^(=+ )?[0-9]+ (passed|failed)|no tests ran' "$STATE/logs/pytest.log" | tail -n 1
+} | tee "$STATE/logs/test-summary.txt"
 exit $rc

@@ -139,7 +139,7 @@ grpc::ServerUnaryReactor* EnvManagerService::GetServicesStatus(grpc::CallbackSer
     {
       std::vector<std::jthread> readers;  // one-shot stats of every running container at once
       for (std::size_t i = 0; i < views.size(); ++i) {
-        if (views[i].container_id.empty() || views[i].status == "stopped") continue;
+        if (views[i].container_id.empty() || isDown(views[i].status)) continue;
         readers.emplace_back([&, i] {
           auto s = docker_.stats(views[i].container_id);
           if (s) stats[i] = s.value();
@@ -150,7 +150,10 @@ grpc::ServerUnaryReactor* EnvManagerService::GetServicesStatus(grpc::CallbackSer
       const auto& v = views[i];
       pb::ServiceStatus st;
       st.set_name(v.name);
-      st.set_status(v.status);
+      // The old clients' words; the finer state (healthy, blocked, crash_loop, ...) and
+      // its reason go into health_checks.
+      st.set_status(std::string(wireStatus(v.status)));
+      (*st.mutable_health_checks())["state"] = std::string(name(v.status));
       st.set_container_id(v.container_id);
       for (int p : v.ports) st.add_ports(p);
       for (const auto& [k, val] : v.health) (*st.mutable_health_checks())[k] = val;
@@ -186,10 +189,10 @@ grpc::ServerWriteReactor<pb::HealthUpdate>* EnvManagerService::StreamHealth(grpc
             u.set_timestamp(nowSeconds());
             const std::string id = lifecycle_.containerOf(name);
             const auto view = lifecycle_.status({name}).at(0);
-            (*u.mutable_details())["status"] = view.status;
+            (*u.mutable_details())["status"] = std::string(envmanager::name(view.status));
             if (id.empty()) {
               u.set_healthy(false);
-              u.set_message("no container (" + view.status + ")");
+              u.set_message("no container (" + std::string(envmanager::name(view.status)) + ")");
             } else if (auto info = docker_.inspectContainer(id); !info) {
               u.set_healthy(false);
               u.set_message(info.error());

@@ -12,9 +12,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool isUp(const std::string& s) { return s == "healthy" || s == "running"; }
-bool isStarted(const std::string& s) { return isUp(s) || s == "waiting" || s == "unhealthy"; }
-bool isDead(const std::string& s) { return s == "failed" || s == "blocked" || s == "crash_loop"; }
 
 std::string seconds(std::chrono::milliseconds d) {
   char buf[32];
@@ -26,7 +23,7 @@ std::string seconds(std::chrono::milliseconds d) {
 
 struct Lifecycle::Runtime {
   const ServiceSpec* spec = nullptr;
-  std::string status = "stopped";
+  ServiceState status = ServiceState::Stopped;
   std::string message;
   std::string container_id;
   std::int64_t started_at = 0;
@@ -67,7 +64,7 @@ Lifecycle::~Lifecycle() { shutdown(); }
 Lifecycle::Runtime& Lifecycle::rt(const std::string& name) { return *runtimes_.at(name); }
 const Lifecycle::Runtime& Lifecycle::rt(const std::string& name) const { return *runtimes_.at(name); }
 
-void Lifecycle::setState(const std::string& name, const std::string& status, const std::string& message) {
+void Lifecycle::setState(const std::string& name, ServiceState status, const std::string& message) {
   auto& r = rt(name);
   r.status = status;
   r.message = message;
@@ -105,7 +102,8 @@ int Lifecycle::activeServices() const {
 bool Lifecycle::dependencySatisfied(const DependencySpec& dep, std::string* reason) const {
   const auto& d = rt(dep.service);
   if (isDead(d.status)) {
-    *reason = "dependency " + dep.service + " is " + d.status + (d.message.empty() ? "" : ": " + d.message);
+    *reason = "dependency " + dep.service + " is " + std::string(name(d.status)) +
+              (d.message.empty() ? "" : ": " + d.message);
     return false;
   }
   switch (dep.condition) {
@@ -114,8 +112,8 @@ bool Lifecycle::dependencySatisfied(const DependencySpec& dep, std::string* reas
     case DependencySpec::Condition::Healthy:
       return isUp(d.status) && d.phase != Phase::Stopping;
     case DependencySpec::Condition::CompletedSuccessfully:
-      if (d.status == "completed") return true;
-      if (d.status == "exited") *reason = "dependency " + dep.service + " did not complete successfully: " + d.message;
+      if (d.status == ServiceState::Completed) return true;
+      if (d.status == ServiceState::Exited) *reason = "dependency " + dep.service + " did not complete successfully: " + d.message;
       return false;
   }
   return false;
@@ -133,14 +131,14 @@ Result<StartOutcome> Lifecycle::start(const std::vector<std::string>& names,
     std::lock_guard lock(emit_mu);
     if (on_update) on_update(u);
   };
-  std::map<std::string, std::string> results;
+  std::map<std::string, ServiceState> results;
   std::mutex results_mu;
   {
     std::vector<std::jthread> workers;
     for (const auto& name : graph_.topologicalOrder()) {
       if (!closure.value().count(name)) continue;
       workers.emplace_back([&, name] {
-        std::string final_status = startOne(name, emit, stop);
+        const ServiceState final_status = startOne(name, emit, stop);
         std::lock_guard lock(results_mu);
         results[name] = final_status;
       });
@@ -152,11 +150,11 @@ Result<StartOutcome> Lifecycle::start(const std::vector<std::string>& names,
   int up = 0;
   std::string failed;
   for (const auto& [name, st] : results) {
-    if (isUp(st) || st == "completed") {
+    if (isUp(st) || st == ServiceState::Completed) {
       ++up;
     } else if (stack_.find(name)->required) {
       out.success = false;
-      failed += (failed.empty() ? "" : ", ") + name + " " + st;
+      failed += (failed.empty() ? "" : ", ") + name + " " + std::string(envmanager::name(st));
     }
   }
   std::string summary = std::to_string(up) + "/" + std::to_string(results.size()) + " services up";
@@ -165,7 +163,7 @@ Result<StartOutcome> Lifecycle::start(const std::vector<std::string>& names,
   return out;
 }
 
-std::string Lifecycle::startOne(const std::string& name, const std::function<void(const LifecycleUpdate&)>& emit,
+ServiceState Lifecycle::startOne(const std::string& name, const std::function<void(const LifecycleUpdate&)>& emit,
                                 std::stop_token stop) {
   const ServiceSpec& spec = *stack_.find(name);
   {
@@ -176,26 +174,26 @@ std::string Lifecycle::startOne(const std::string& name, const std::function<voi
       if (r.phase == Phase::Starting) {
         changed_.wait(lock, stop, [&] { return r.phase == Phase::Idle; });
         if (isUp(r.status) || isDead(r.status)) {
-          emit({name, r.status, r.message, isUp(r.status) ? 100 : 0});
+          emit({name, std::string(envmanager::name(r.status)), r.message, isUp(r.status) ? 100 : 0});
           return r.status;
         }
       } else {
         changed_.wait(lock, stop, [&] { return r.phase == Phase::Idle; });
       }
     }
-    if (stop.stop_requested()) return "cancelled";
+    if (stop.stop_requested()) return r.status;
     r.phase = Phase::Starting;
     r.want_running = true;
-    if (!isUp(r.status)) setState(name, "pending", "waiting for dependencies");
+    if (!isUp(r.status)) setState(name, ServiceState::Pending, "waiting for dependencies");
   }
-  auto finish = [&](const std::string& status, const std::string& message) {
+  auto finish = [&](std::optional<ServiceState> status, const std::string& message) {
     std::lock_guard lock(mu_);
     auto& r = rt(name);
     r.phase = Phase::Idle;
-    if (!status.empty()) setState(name, status, message);
+    if (status) setState(name, *status, message);
     // A start that failed stays failed: the caller hears it and may start again. Restart
     // policies apply to services that came up.
-    if (isDead(r.status) || r.status == "exited") r.want_running = false;
+    if (isDead(r.status) || r.status == ServiceState::Exited) r.want_running = false;
     changed_.notify_all();
     return rt(name).status;
   };
@@ -213,22 +211,22 @@ std::string Lifecycle::startOne(const std::string& name, const std::function<voi
     });
     if (!ready) {
       lock.unlock();
-      return finish("stopped", "start cancelled");
+      return finish(ServiceState::Stopped, "start cancelled");
     }
     if (!reason.empty()) {
-      setState(name, "blocked", reason);
+      setState(name, ServiceState::Blocked, reason);
       rt(name).phase = Phase::Idle;
       changed_.notify_all();
       lock.unlock();
       emit({name, "blocked", reason, 0});
       if (observer_.on_start_failed) observer_.on_start_failed(name, "blocked");
       if (observer_.on_start) observer_.on_start(name, "blocked");
-      return "blocked";
+      return ServiceState::Blocked;
     }
   }
 
   while (!slots_.try_acquire_for(50ms)) {
-    if (stop.stop_requested()) return finish("stopped", "start cancelled");
+    if (stop.stop_requested()) return finish(ServiceState::Stopped, "start cancelled");
   }
   Status up = ensureContainer(spec, emit, stop);
   slots_.release();
@@ -240,12 +238,12 @@ std::string Lifecycle::startOne(const std::string& name, const std::function<voi
                                                                            : "docker_error");
     }
     if (observer_.on_start) observer_.on_start(name, "failed");
-    return finish("failed", up.error());
+    return finish(ServiceState::Failed, up.error());
   }
-  const std::string result = waitHealthy(spec, emit, stop);
-  if (observer_.on_start) observer_.on_start(name, isUp(result) ? "success" : result);
+  const ServiceState result = waitHealthy(spec, emit, stop);
+  if (observer_.on_start) observer_.on_start(name, isUp(result) ? "success" : std::string(envmanager::name(result)));
   if (!isUp(result) && observer_.on_start_failed) observer_.on_start_failed(name, "unhealthy");
-  return finish("", "");
+  return finish(std::nullopt, "");
 }
 
 docker::CreateRequest Lifecycle::createRequest(const ServiceSpec& spec) const {
@@ -296,7 +294,7 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
       id.clear();
     } else if (info.value().running) {
       std::lock_guard lock(mu_);
-      setState(name, "waiting", "already running");
+      setState(name, ServiceState::Waiting, "already running");
       return Status::Ok();
     }
   }
@@ -323,7 +321,7 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
     if (!image) {
       {
         std::lock_guard lock(mu_);
-        setState(name, "pulling", "pulling " + spec.image);
+        setState(name, ServiceState::Starting, "pulling " + spec.image);
       }
       emit({name, "pulling", "pulling " + spec.image, 0});
       std::map<std::string, std::pair<std::int64_t, std::int64_t>> layers;
@@ -350,7 +348,7 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
     emit({name, "creating", "creating container " + stack_.project + "-" + name, 30});
     {
       std::lock_guard lock(mu_);
-      setState(name, "creating", "creating the container");
+      setState(name, ServiceState::Starting, "creating the container");
     }
     const auto request = createRequest(spec);
     auto created = docker_.createContainer(request);
@@ -374,7 +372,7 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
   emit({name, "starting", "starting container " + id.substr(0, 12), 50});
   {
     std::lock_guard lock(mu_);
-    setState(name, "starting", "starting the container");
+    setState(name, ServiceState::Starting, "starting the container");
     rt(name).last_started = clock_.monotonicTime();
   }
   if (Status s = docker_.startContainer(id); !s.ok()) {
@@ -392,11 +390,11 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
   auto info = docker_.inspectContainer(id);
   std::lock_guard lock(mu_);
   rt(name).started_at = info ? info.value().started_at : 0;
-  setState(name, "waiting", "container started");
+  setState(name, ServiceState::Waiting, "container started");
   return Status::Ok();
 }
 
-std::string Lifecycle::waitHealthy(const ServiceSpec& spec, const std::function<void(const LifecycleUpdate&)>& emit,
+ServiceState Lifecycle::waitHealthy(const ServiceSpec& spec, const std::function<void(const LifecycleUpdate&)>& emit,
                                    std::stop_token stop) {
   const std::string& name = spec.name;
   std::string id;
@@ -414,16 +412,16 @@ std::string Lifecycle::waitHealthy(const ServiceSpec& spec, const std::function<
       const std::string why = "cannot inspect the container: " + info.error();
       emit({name, "failed", why, 0});
       std::lock_guard lock(mu_);
-      setState(name, "failed", why);
-      return "failed";
+      setState(name, ServiceState::Failed, why);
+      return ServiceState::Failed;
     }
     if (!info.value().running) {
       const auto& c = info.value();
       const bool completed = c.exit_code == 0 && !c.oom_killed;
       std::string why = c.oom_killed ? "killed: out of memory" : "exited with code " + std::to_string(c.exit_code);
-      const std::string status = completed ? "completed" : "failed";
+      const ServiceState status = completed ? ServiceState::Completed : ServiceState::Failed;
       if (!completed) why += " while starting";
-      emit({name, status, why, completed ? 100 : 0});
+      emit({name, std::string(envmanager::name(status)), why, completed ? 100 : 0});
       std::lock_guard lock(mu_);
       setState(name, status, why);
       return status;
@@ -431,9 +429,9 @@ std::string Lifecycle::waitHealthy(const ServiceSpec& spec, const std::function<
     if (spec.healthcheck.kind == HealthCheckSpec::Kind::None) {
       emit({name, "running", "running (no health check)", 100});
       std::lock_guard lock(mu_);
-      setState(name, "running", "running (no health check)");
+      setState(name, ServiceState::Running, "running (no health check)");
       rt(name).next_probe = clock_.monotonicTime() + spec.healthcheck.interval;
-      return "running";
+      return ServiceState::Running;
     }
     ++attempt;
     ProbeResult p = prober_.probe(spec, info.value(), stack_.network);
@@ -449,12 +447,12 @@ std::string Lifecycle::waitHealthy(const ServiceSpec& spec, const std::function<
       if (p.healthy) {
         r.consecutive_failures = 0;
         r.next_probe = clock_.monotonicTime() + spec.healthcheck.interval;
-        setState(name, "healthy", p.message);
+        setState(name, ServiceState::Healthy, p.message);
       }
     }
     if (p.healthy) {
       emit({name, "healthy", p.message + " (attempt " + std::to_string(attempt) + ")", 100});
-      return "healthy";
+      return ServiceState::Healthy;
     }
     const auto now = clock_.monotonicTime();
     if (now - last_emit >= 1s || (attempt & (attempt - 1)) == 0) {
@@ -466,13 +464,13 @@ std::string Lifecycle::waitHealthy(const ServiceSpec& spec, const std::function<
                               std::to_string(attempt) + " probes); last: " + p.message;
       emit({name, "failed", why, 0});
       std::lock_guard lock(mu_);
-      setState(name, "failed", why);
-      return "failed";
+      setState(name, ServiceState::Failed, why);
+      return ServiceState::Failed;
     }
     if (!clock_.sleepFor(delay, stop)) {
       std::lock_guard lock(mu_);
-      setState(name, "waiting", "start cancelled while waiting for health");
-      return "waiting";
+      setState(name, ServiceState::Waiting, "start cancelled while waiting for health");
+      return ServiceState::Waiting;
     }
     delay = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(delay * 3 / 2), spec.healthcheck.interval);
   }
@@ -503,11 +501,10 @@ Result<std::map<std::string, std::string>> Lifecycle::stop(const std::vector<std
             }
             return true;
           });
-          const bool down = r.status == "stopped" || r.status == "exited" || r.status == "completed" ||
-                            r.status == "blocked" || r.status == "crash_loop";
+          const bool down = isDown(r.status);
           r.phase = Phase::Stopping;
           id = down ? "" : r.container_id;
-          setState(name, "stopping", "stopping");
+          setState(name, ServiceState::Stopping, "stopping");
         }
         std::string result;
         bool ok = true;
@@ -524,7 +521,7 @@ Result<std::map<std::string, std::string>> Lifecycle::stop(const std::vector<std
         auto& r = rt(name);
         r.phase = Phase::Idle;
         r.health.clear();
-        setState(name, ok ? "stopped" : "failed", result);
+        setState(name, ok ? ServiceState::Stopped : ServiceState::Failed, result);
         results[name] = result;
         done.insert(name);
         changed_.notify_all();
@@ -545,7 +542,7 @@ Result<std::string> Lifecycle::restart(const std::string& name, int timeout_seco
     r.want_running = false;
     r.phase = Phase::Stopping;
     id = r.container_id;
-    setState(name, "stopping", "restarting");
+    setState(name, ServiceState::Stopping, "restarting");
   }
   if (!id.empty()) {
     const int grace = timeout_seconds > 0 ? timeout_seconds : static_cast<int>(spec.stop_grace_period.count());
@@ -553,24 +550,25 @@ Result<std::string> Lifecycle::restart(const std::string& name, int timeout_seco
     if (!s.ok() && s.kind() != ErrorKind::NotFound) {
       std::lock_guard lock(mu_);
       rt(name).phase = Phase::Idle;
-      setState(name, "failed", "stop failed: " + s.error());
+      setState(name, ServiceState::Failed, "stop failed: " + s.error());
       return Error{"restart " + name + ": " + s.error(), s.kind()};
     }
   }
   {
     std::lock_guard lock(mu_);
     rt(name).phase = Phase::Idle;
-    setState(name, "stopped", "restarting");
+    setState(name, ServiceState::Stopped, "restarting");
   }
   if (observer_.on_restart) observer_.on_restart(name, "requested");
   auto outcome = start({name}, nullptr);
   if (!outcome) return outcome.fullError();
-  const std::string st = outcome.value().results[name];
+  const ServiceState st = outcome.value().results[name];
   if (!isUp(st)) {
     std::lock_guard lock(mu_);
-    return Error{"restart " + name + ": " + st + ": " + rt(name).message, ErrorKind::FailedPrecondition};
+    return Error{"restart " + name + ": " + std::string(envmanager::name(st)) + ": " + rt(name).message,
+                 ErrorKind::FailedPrecondition};
   }
-  return name + " restarted: " + st;
+  return name + " restarted: " + std::string(envmanager::name(st));
 }
 
 // ---------------------------------------------------------------------------- status
@@ -639,11 +637,11 @@ void Lifecycle::adopt() {
     r.last_started = clock_.monotonicTime();
     r.next_probe = clock_.monotonicTime();
     if (keep.state == "running") {
-      setState(service, spec->healthcheck.kind == HealthCheckSpec::Kind::None ? "running" : "unhealthy",
+      setState(service,
+               spec->healthcheck.kind == HealthCheckSpec::Kind::None ? ServiceState::Running : ServiceState::Waiting,
                "adopted running container; health not checked yet");
-      if (spec->healthcheck.kind != HealthCheckSpec::Kind::None) r.status = "waiting";
     } else {
-      setState(service, "stopped", "adopted stopped container");
+      setState(service, ServiceState::Stopped, "adopted stopped container");
     }
     spdlog::info("adopted container {} for {} ({}{})", keep.id.substr(0, 12), service, keep.state,
                  r.recreate ? ", older definition: recreated on next start" : "");
@@ -732,7 +730,7 @@ void Lifecycle::onContainerExit(const std::string& name, const std::string& id, 
     auto& r = rt(name);
     // Not the current container, an exit we caused, or a start that watches itself.
     if (r.container_id != id || !r.want_running || r.phase != Phase::Idle) return;
-    setState(name, "exited", reason);
+    setState(name, ServiceState::Exited, reason);
     r.health.clear();
   }
   spdlog::warn("{}: container {} {}", name, id.substr(0, 12), reason);
@@ -740,7 +738,7 @@ void Lifecycle::onContainerExit(const std::string& name, const std::string& id, 
   const bool failure = oom || exit_code != 0;
   if (policy == RestartSpec::Policy::No || (policy == RestartSpec::Policy::OnFailure && !failure)) {
     std::lock_guard lock(mu_);
-    if (!failure) setState(name, "completed", reason);
+    if (!failure) setState(name, ServiceState::Completed, reason);
     return;
   }
   scheduleRestart(name, reason);
@@ -759,7 +757,7 @@ void Lifecycle::scheduleRestart(const std::string& name, const std::string& reas
       r.restarts_in_row = 0;
     }
     if (r.restarts_in_row >= spec.restart.max_restarts) {
-      setState(name, "crash_loop",
+      setState(name, ServiceState::CrashLoop,
                "gave up after " + std::to_string(r.restarts_in_row) + " restarts in a row; last: " + reason);
       spdlog::error("{}: crash loop, not restarting again ({})", name, reason);
       if (observer_.on_restart) observer_.on_restart(name, "crash_loop");
@@ -770,7 +768,7 @@ void Lifecycle::scheduleRestart(const std::string& name, const std::string& reas
     attempt = r.restarts_in_row;
     r.restart_pending = true;
     delay = r.backoff.next();
-    setState(name, "restarting", "restart " + std::to_string(attempt) + " in " + seconds(delay) + ": " + reason);
+    setState(name, ServiceState::Restarting, "restart " + std::to_string(attempt) + " in " + seconds(delay) + ": " + reason);
   }
   if (observer_.on_restart) observer_.on_restart(name, reason.rfind("unhealthy", 0) == 0 ? "unhealthy" : "exited");
   spdlog::info("{}: restart {} in {} ({})", name, attempt, seconds(delay), reason);
@@ -796,17 +794,17 @@ void Lifecycle::scheduleRestart(const std::string& name, const std::string& reas
     }
     auto quiet = [](const LifecycleUpdate&) {};
     Status up = ensureContainer(svc, quiet, stop);
-    std::string result = up.ok() ? waitHealthy(svc, quiet, stop) : "failed";
+    const ServiceState result = up.ok() ? waitHealthy(svc, quiet, stop) : ServiceState::Failed;
     bool retry = false;
     {
       std::lock_guard lock(mu_);
       auto& r = rt(name);
       r.phase = Phase::Idle;
-      if (!up.ok()) setState(name, "failed", "restart failed: " + up.error());
+      if (!up.ok()) setState(name, ServiceState::Failed, "restart failed: " + up.error());
       retry = !isUp(result) && r.want_running;
       changed_.notify_all();
     }
-    if (retry) scheduleRestart(name, "restart did not come up: " + result);
+    if (retry) scheduleRestart(name, "restart did not come up: " + std::string(envmanager::name(result)));
   });
 }
 
@@ -825,7 +823,7 @@ int Lifecycle::probeDue() {
     const auto now = clock_.monotonicTime();
     for (const auto& [name, r] : runtimes_) {
       if (r->phase != Phase::Idle || r->container_id.empty() || !r->want_running) continue;
-      if (r->status != "healthy" && r->status != "unhealthy" && r->status != "running" && r->status != "waiting") continue;
+      if (!isStarted(r->status)) continue;
       if (now < r->next_probe) continue;
       r->next_probe = now + r->spec->healthcheck.interval;
       due.push_back({name, r->container_id});
@@ -852,16 +850,18 @@ int Lifecycle::probeDue() {
         if (p.healthy) {
           r.consecutive_failures = 0;
           r.health["status"] = "healthy";
-          if (r.status != "healthy" && r.status != "running") {
-            setState(d.name, spec.healthcheck.kind == HealthCheckSpec::Kind::None ? "running" : "healthy", p.message);
+          if (!isUp(r.status)) {
+            setState(d.name,
+                     spec.healthcheck.kind == HealthCheckSpec::Kind::None ? ServiceState::Running : ServiceState::Healthy,
+                     p.message);
           }
           return;
         }
         if (now - r.last_started < spec.healthcheck.start_period) return;  // grace after a start
         ++r.consecutive_failures;
         r.health["status"] = "failing";
-        if (r.consecutive_failures >= spec.healthcheck.retries && r.status != "unhealthy") {
-          setState(d.name, "unhealthy",
+        if (r.consecutive_failures >= spec.healthcheck.retries && r.status != ServiceState::Unhealthy) {
+          setState(d.name, ServiceState::Unhealthy,
                    std::to_string(r.consecutive_failures) + " failed probes in a row; last: " + p.message);
           restart = spec.restart.on_unhealthy && spec.restart.policy != RestartSpec::Policy::No;
         }

@@ -33,6 +33,7 @@
 #include "env_manager/docker/DockerApi.h"
 #include "env_manager/health/HealthProber.h"
 #include "env_manager/lifecycle/ServiceGraph.h"
+#include "env_manager/lifecycle/ServiceState.h"
 #include "env_manager/services/ServiceSpec.h"
 
 namespace dspy::envmanager {
@@ -53,8 +54,7 @@ struct LifecycleUpdate {
 
 struct ServiceView {
   std::string name;
-  std::string status;  // stopped, starting, waiting, healthy, running, unhealthy, failed,
-                       // blocked, exited, restarting, crash_loop, stopping
+  ServiceState status = ServiceState::Stopped;
   std::string message;
   std::string container_id;
   std::vector<int> ports;  // published host ports
@@ -66,7 +66,7 @@ struct ServiceView {
 
 struct StartOutcome {
   bool success = false;  // every required service in the closure is healthy or running
-  std::map<std::string, std::string> results;  // service -> final status
+  std::map<std::string, ServiceState> results;  // service -> final state
 };
 
 // Observes what the lifecycle does, for metrics. Every hook may be called from any thread.
@@ -131,15 +131,15 @@ class Lifecycle {
 
   Runtime& rt(const std::string& name);
   const Runtime& rt(const std::string& name) const;
-  void setState(const std::string& name, const std::string& status, const std::string& message);
+  void setState(const std::string& name, ServiceState status, const std::string& message);
   bool dependencySatisfied(const DependencySpec& dep, std::string* blocked_reason) const;
 
-  // One service's start: container up, then health. Returns the final status.
-  std::string startOne(const std::string& name, const std::function<void(const LifecycleUpdate&)>& emit,
+  // One service's start: container up, then health. Returns the final state.
+  ServiceState startOne(const std::string& name, const std::function<void(const LifecycleUpdate&)>& emit,
                        std::stop_token stop);
   Status ensureContainer(const ServiceSpec& spec, const std::function<void(const LifecycleUpdate&)>& emit,
                          std::stop_token stop);
-  std::string waitHealthy(const ServiceSpec& spec, const std::function<void(const LifecycleUpdate&)>& emit,
+  ServiceState waitHealthy(const ServiceSpec& spec, const std::function<void(const LifecycleUpdate&)>& emit,
                           std::stop_token stop);
   docker::CreateRequest createRequest(const ServiceSpec& spec) const;
   void adopt();

@@ -49,7 +49,8 @@ pb::TaskResult toResult(const TaskRecord& t) {
   for (const auto& [k, v] : t.result) (*r.mutable_result())[k] = v;
   r.set_error(t.error);
   r.set_duration_ms(durationMs(t));
-  r.set_completed_at(t.finished_ms / 1000);
+  // An unfinished task carries the time of its last change, as the old server sent.
+  r.set_completed_at((t.finished_ms ? t.finished_ms : std::max(t.submitted_ms, t.started_ms)) / 1000);
   r.set_attempts(t.attempts);
   r.set_class_(t.cls);
   return r;
@@ -88,9 +89,10 @@ Result<TaskFilter> makeFilter(const std::string& status, const std::string& cls,
 
 }  // namespace
 
-HealthReport healthReport(TaskEngine& engine, EnvManagerClient* env_manager) {
+HealthReport healthReport(const ServiceParts& parts) {
   HealthReport r;
-  const std::string store = engine.storeHealth();
+  EnvManagerClient* env_manager = parts.env_manager;
+  const std::string store = parts.engine.storeHealth();
   r.components["store"] = store;
   if (store != "ok") r.status = "down";
   if (env_manager != nullptr) {
@@ -100,6 +102,10 @@ HealthReport healthReport(TaskEngine& engine, EnvManagerClient* env_manager) {
     if (!services.empty()) r.components["ensure_services"] = services;
     // Only a link that failed degrades; idle and connecting are on their way.
     if (link == "unreachable" && r.status == "ok") r.status = "degraded";
+  }
+  if (parts.runner != nullptr) {
+    r.components["runner"] = parts.runner->health();
+    if (parts.runner->unreachable() && r.status == "ok") r.status = "degraded";
   }
   r.components["kafka"] = "not configured";
   r.components["slurm"] = "not configured";
@@ -149,26 +155,29 @@ grpc::ServerWriteReactor<pb::TaskResult>* OrchestratorService::StreamTaskResults
     if (Status s = validateTaskId(id); !s.ok()) return ProducerStream<pb::TaskResult>::failed(toGrpc(s.fullError()));
   }
   const bool include_completed = req->include_completed();
+  const auto heartbeat = parts_.result_heartbeat;
   return new ProducerStream<pb::TaskResult>(
-      [this, ids, include_completed](const ProducerStream<pb::TaskResult>::Write& write, std::stop_token stop) {
+      [this, ids, include_completed, heartbeat](const ProducerStream<pb::TaskResult>::Write& write,
+                                                std::stop_token stop) {
         std::vector<TaskRecord> snapshot;
+        // Watching starts before the snapshot, so a task named before it is submitted
+        // is reported once it is (the old server kept such streams open too).
         auto watch = engine_.watch(ids, include_completed, &snapshot);
         struct Unwatch {
           TaskEngine& e;
           std::shared_ptr<TaskWatch> w;
           ~Unwatch() { e.unwatch(w); }
         } guard{engine_, watch};
-        std::set<std::string> unknown = ids;
-        for (const auto& t : snapshot) unknown.erase(t.id);
-        if (!unknown.empty()) {
-          return grpc::Status(grpc::StatusCode::NOT_FOUND, "no task with id '" + *unknown.begin() + "'");
-        }
-        std::set<std::string> open = ids;  // named tasks not finished yet
+        std::set<std::string> open = ids;  // named tasks not finished yet (known or not)
         // The last state sent per task, as a rank that only grows along a task's life,
         // so that a repeat or an older state (a snapshot can be newer than a queued
         // change) is never sent.
         std::unordered_map<std::string, std::int64_t> sent;
         std::deque<std::string> finished;  // bounds `sent` on an all-task stream
+        // Unfinished tasks' current state, re-sent as a heartbeat: old clients give up
+        // after a second without a message.
+        std::map<std::string, pb::TaskResult> unfinished;
+        constexpr std::size_t kMaxHeartbeatTasks = 10'000;
         auto rank = [](const TaskRecord& t) -> std::int64_t {
           if (isTerminal(t.status)) return INT64_MAX;
           return (t.attempts + (t.status == TaskStatus::Pending ? 1 : 0)) * 10LL +
@@ -179,8 +188,10 @@ grpc::ServerWriteReactor<pb::TaskResult>* OrchestratorService::StreamTaskResults
           auto it = sent.find(t.id);
           if (it != sent.end() && it->second >= r) return true;
           sent[t.id] = r;
+          pb::TaskResult msg = toResult(t);
           if (isTerminal(t.status)) {
             open.erase(t.id);
+            unfinished.erase(t.id);
             if (ids.empty()) {
               finished.push_back(t.id);
               if (finished.size() > 100'000) {
@@ -189,17 +200,26 @@ grpc::ServerWriteReactor<pb::TaskResult>* OrchestratorService::StreamTaskResults
               }
             }
             if (from_snapshot && !include_completed) return true;
+          } else if (unfinished.size() < kMaxHeartbeatTasks || unfinished.count(t.id)) {
+            unfinished[t.id] = msg;
           }
-          return write(toResult(t));
+          return write(msg);
         };
         for (const auto& t : snapshot) {
           if (!offer(t, true)) return grpc::Status::OK;
         }
+        auto next_beat = std::chrono::steady_clock::now() + heartbeat;
         while (!ids.empty() ? !open.empty() : true) {
-          auto changes = watch->next(stop);
+          auto changes = heartbeat.count() > 0 ? watch->next(stop, next_beat) : watch->next(stop);
           if (stop.stop_requested()) return grpc::Status::OK;
           for (const auto& t : changes) {
             if (!offer(t, false)) return grpc::Status::OK;
+          }
+          if (heartbeat.count() > 0 && std::chrono::steady_clock::now() >= next_beat) {
+            for (const auto& [id, msg] : unfinished) {
+              if (!write(msg)) return grpc::Status::OK;
+            }
+            next_beat = std::chrono::steady_clock::now() + heartbeat;
           }
         }
         return grpc::Status::OK;
@@ -237,10 +257,36 @@ std::map<std::string, double> flattenMetrics(Metrics& metrics) {
   return out;
 }
 
+std::map<std::string, double> legacyMetrics(const QueueStats& s, int gpus) {
+  std::map<std::string, double> out;
+  std::int64_t running = 0, queued = 0;
+  double wait_sum = 0, wait_n = 0, attempts = 0, failures = 0;
+  for (const auto& [name, c] : s.classes) {
+    running += c.inflight;
+    queued += c.queued;
+    attempts += static_cast<double>(c.recent_attempts);
+    failures += static_cast<double>(c.recent_failures);
+    if (name.rfind("gpu", 0) == 0) {
+      wait_sum += c.recent_wait_seconds_sum;
+      wait_n += static_cast<double>(c.recent_starts);
+    }
+  }
+  out["tasks_tracked_total"] = static_cast<double>(s.submitted);
+  out["tasks_pending"] = static_cast<double>(queued);
+  out["tasks_running"] = static_cast<double>(running);
+  out["tasks_completed"] = static_cast<double>(s.completed);
+  out["gpu_wait_seconds"] = wait_n > 0 ? wait_sum / wait_n : 0.0;
+  out["env_error_rate"] = attempts > 0 ? failures / attempts : 0.0;
+  out["runner_gpu_total"] = gpus;
+  out["workflows_total"] = 0;  // no workflow engine yet: none defined
+  return out;
+}
+
 grpc::ServerUnaryReactor* OrchestratorService::GetMetrics(grpc::CallbackServerContext* ctx,
                                                           const pb::GetMetricsRequest* req,
                                                           pb::MetricsResponse* resp) {
-  const auto all = flattenMetrics(metrics_);
+  auto all = flattenMetrics(metrics_);
+  for (const auto& [k, v] : legacyMetrics(engine_.stats(), env_manager_ ? env_manager_->gpuCount() : 0)) all[k] = v;
   std::set<std::string> wanted(req->metric_names().begin(), req->metric_names().end());
   for (const auto& [k, v] : all) {
     const std::string base = k.substr(0, k.find('{'));
@@ -252,11 +298,14 @@ grpc::ServerUnaryReactor* OrchestratorService::GetMetrics(grpc::CallbackServerCo
 
 grpc::ServerUnaryReactor* OrchestratorService::Health(grpc::CallbackServerContext* ctx, const pb::HealthRequest*,
                                                       pb::HealthResponse* resp) {
-  const HealthReport r = healthReport(engine_, env_manager_);
+  const HealthReport r = healthReport(parts_);
   resp->set_healthy(r.status != "down");
   resp->set_version(dspy::version());
   (*resp->mutable_services())["grpc"] = "serving";
   (*resp->mutable_services())["http"] = "serving";
+  // The old server's keys, which old dashboards read.
+  (*resp->mutable_services())["grpc_server"] = "serving";
+  (*resp->mutable_services())["orchestrator"] = r.status == "down" ? "unhealthy" : "healthy";
   for (const auto& [k, v] : r.components) (*resp->mutable_services())[k] = v;
   return finishNow(ctx, grpc::Status::OK);
 }

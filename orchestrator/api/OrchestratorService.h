@@ -2,22 +2,38 @@
 // both thin layers over the TaskEngine.
 #pragma once
 
+#include <chrono>
+#include <map>
 #include <memory>
 
 #include "common/DaemonRuntime.h"
 #include "orchestrator/envmanager/EnvManagerClient.h"
+#include "orchestrator/executors/RemoteExecutors.h"
 #include "orchestrator/scheduler/TaskEngine.h"
 #include "orchestrator/v1/orchestrator.grpc.pb.h"
 
 namespace dspy::orchestrator {
 
+// The parts the API layer looks at.
+struct ServiceParts {
+  TaskEngine& engine;
+  EnvManagerClient* env_manager = nullptr;  // null when nothing uses env-manager
+  const HttpExecutor* runner = nullptr;     // null when no class uses the env-runner
+  // StreamTaskResults re-sends each unfinished watched task this often (0 = never).
+  std::chrono::milliseconds result_heartbeat{1000};
+};
+
 // What the orchestrator's parts look like from outside, for Health and /health.
-HealthReport healthReport(TaskEngine& engine, EnvManagerClient* env_manager);
+HealthReport healthReport(const ServiceParts& parts);
+
+// The metrics the old orchestrator's GetMetrics always carried, computed from the
+// engine (docs/api.md gives each one's meaning). `gpus` is what env-manager reports.
+std::map<std::string, double> legacyMetrics(const QueueStats& stats, int gpus);
 
 class OrchestratorService final : public ::orchestrator::v1::OrchestratorService::CallbackService {
  public:
-  OrchestratorService(TaskEngine& engine, EnvManagerClient* env_manager, Metrics& metrics)
-      : engine_(engine), env_manager_(env_manager), metrics_(metrics) {}
+  OrchestratorService(ServiceParts parts, Metrics& metrics)
+      : parts_(parts), engine_(parts.engine), env_manager_(parts.env_manager), metrics_(metrics) {}
 
   grpc::ServerUnaryReactor* SubmitTask(grpc::CallbackServerContext* ctx, const ::orchestrator::v1::SubmitTaskRequest* req,
                                        ::orchestrator::v1::SubmitTaskResponse* resp) override;
@@ -36,6 +52,7 @@ class OrchestratorService final : public ::orchestrator::v1::OrchestratorService
                                       ::orchestrator::v1::ListTasksResponse* resp) override;
 
  private:
+  ServiceParts parts_;
   TaskEngine& engine_;
   EnvManagerClient* env_manager_;
   Metrics& metrics_;

@@ -68,10 +68,15 @@ void EnvManagerClient::stop() {
 
 void EnvManagerClient::watch(std::stop_token stop) {
   auto state = channel_->GetState(true);
+  auto last_refresh = std::chrono::steady_clock::time_point{};
   while (!stop.stop_requested()) {
     {
       std::lock_guard lock(mu_);
       link_ = stateName(state);
+    }
+    if (state == GRPC_CHANNEL_READY && std::chrono::steady_clock::now() - last_refresh >= std::chrono::seconds(30)) {
+      last_refresh = std::chrono::steady_clock::now();
+      refreshHardware();
     }
     if (state != GRPC_CHANNEL_READY) channel_->GetState(true);  // keep trying to connect
     // Wakes on a change, or after 200 ms to notice a stop request.
@@ -89,6 +94,28 @@ std::string EnvManagerClient::linkState() const {
 }
 
 bool EnvManagerClient::linkReady() const { return linkState() == "ready"; }
+
+int EnvManagerClient::gpuCount() const {
+  std::lock_guard lock(mu_);
+  return gpus_;
+}
+
+void EnvManagerClient::refreshHardware() {
+  auto stub = env_manager::v1::EnvManagerService::NewStub(channel_);
+  grpc::ClientContext ctx;
+  addAuth(ctx);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  env_manager::v1::GetResourceAvailabilityRequest req;
+  req.set_workload_class("gpu");
+  env_manager::v1::ResourceAvailabilityResponse resp;
+  const grpc::Status st = stub->GetResourceAvailability(&ctx, req, &resp);
+  if (!st.ok()) {
+    spdlog::debug("env-manager GetResourceAvailability: {}", st.error_message());
+    return;
+  }
+  std::lock_guard lock(mu_);
+  gpus_ = resp.hardware().gpus_size();
+}
 
 std::string EnvManagerClient::servicesState() const {
   std::lock_guard lock(mu_);

@@ -49,6 +49,9 @@ class EnvManagerClient {
   std::string linkState() const;
   bool linkReady() const;
   std::string servicesState() const;
+  // GPUs env-manager reported (GetResourceAvailability), refreshed every 30 s while the
+  // link is ready; 0 before the first answer or when the link is not used.
+  int gpuCount() const;
 
   Result<ContainerOutcome> executeTask(const std::string& task_id, const std::string& workload_class,
                                        const Payload& payload, std::chrono::milliseconds timeout,
@@ -58,12 +61,14 @@ class EnvManagerClient {
   void watch(std::stop_token stop);
   void ensure(std::stop_token stop);
   void addAuth(grpc::ClientContext& ctx) const;
+  void refreshHardware();
 
   EnvManagerLinkConfig cfg_;
   std::shared_ptr<grpc::Channel> channel_;
   mutable std::mutex mu_;
   std::string link_ = "not used";
   std::string services_;
+  int gpus_ = 0;
   std::jthread watcher_;
   std::jthread ensurer_;
 };

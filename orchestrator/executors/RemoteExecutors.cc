@@ -30,7 +30,23 @@ ExecOutcome ContainerExecutor::execute(const ExecRequest& req, std::stop_token c
 
 void HttpExecutor::setUrl(std::string base_url) {
   std::lock_guard lock(mu_);
+  if (base_url != base_url_) reach_ = "not contacted yet";
   base_url_ = std::move(base_url);
+}
+
+void HttpExecutor::noteReachable(bool reachable, const std::string& why) {
+  std::lock_guard lock(mu_);
+  reach_ = reachable ? "reachable" : why;
+}
+
+std::string HttpExecutor::health() const {
+  std::lock_guard lock(mu_);
+  return base_url_ + ": " + reach_;
+}
+
+bool HttpExecutor::unreachable() const {
+  std::lock_guard lock(mu_);
+  return reach_ != "reachable" && reach_ != "not contacted yet";
 }
 
 std::string HttpExecutor::url() const {
@@ -62,8 +78,9 @@ int progress(void* stop, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 
 ExecOutcome HttpExecutor::execute(const ExecRequest& req, std::stop_token cancel) {
   if (Status s = validate(req.payload); !s.ok()) return ExecOutcome::failure(s.error(), false);
-  nlohmann::json body = {{"task_id", req.task_id}, {"class", req.cls}, {"attempt", req.attempt},
-                         {"payload", req.payload}};
+  // The old runner reads id, class and payload; task_id and attempt are ours.
+  nlohmann::json body = {{"id", req.task_id},        {"class", req.cls}, {"payload", req.payload},
+                         {"task_id", req.task_id}, {"attempt", req.attempt}};
   const std::string text = body.dump();
   std::string answer;
   CURL* c = curl_easy_init();
@@ -90,7 +107,12 @@ ExecOutcome HttpExecutor::execute(const ExecRequest& req, std::stop_token cancel
   if (rc == CURLE_OPERATION_TIMEDOUT) {
     return ExecOutcome::failure("runner did not answer within " + std::to_string(req.timeout.count()) + " ms", true);
   }
-  if (rc != CURLE_OK) return ExecOutcome::failure(url + ": " + curl_easy_strerror(rc), true);
+  if (rc != CURLE_OK) {
+    const std::string why = std::string("runner unreachable at ") + url + ": " + curl_easy_strerror(rc);
+    noteReachable(false, why);
+    return ExecOutcome::failure(why, true);
+  }
+  noteReachable(true, "");
   auto j = nlohmann::json::parse(answer, nullptr, false);
   if (code < 200 || code >= 300) {
     std::string why = j.is_object() && j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>()
@@ -99,10 +121,20 @@ ExecOutcome HttpExecutor::execute(const ExecRequest& req, std::stop_token cancel
   }
   if (!j.is_object()) return ExecOutcome::failure("runner answered something that is not a JSON object", true);
   ExecOutcome o;
-  const auto ok = j.contains("success") ? j["success"] : j.value("ok", nlohmann::json(false));
-  o.success = ok.is_boolean() && ok.get<bool>();
+  // The old runner answers {"id", "embeddings", "latency_ms", "metadata"?} with no
+  // success flag: a 2xx answer is success unless it says otherwise.
+  if (j.contains("success") || j.contains("ok")) {
+    const auto ok = j.contains("success") ? j["success"] : j["ok"];
+    o.success = ok.is_boolean() && ok.get<bool>();
+  } else {
+    o.success = !(j.contains("error") && j["error"].is_string() && !j["error"].get<std::string>().empty());
+  }
+  auto asText = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+  for (const auto& [k, v] : j.items()) {
+    if (k != "success" && k != "ok" && k != "error" && k != "result") o.result[k] = asText(v);
+  }
   if (j.contains("result") && j["result"].is_object()) {
-    for (const auto& [k, v] : j["result"].items()) o.result[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    for (const auto& [k, v] : j["result"].items()) o.result[k] = asText(v);
   }
   if (j.contains("error") && j["error"].is_string()) o.error = j["error"].get<std::string>();
   if (!o.success && o.error.empty()) o.error = "runner reported failure";

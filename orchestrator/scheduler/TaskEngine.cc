@@ -27,6 +27,14 @@ std::deque<TaskRecord> TaskWatch::next(std::stop_token stop) {
   return out;
 }
 
+std::deque<TaskRecord> TaskWatch::next(std::stop_token stop, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  cv_.wait_until(lock, stop, deadline, [this] { return !changes_.empty(); });
+  std::deque<TaskRecord> out;
+  out.swap(changes_);
+  return out;
+}
+
 void TaskWatch::push(const TaskRecord& t) {
   {
     std::lock_guard lock(mu_);
@@ -124,7 +132,7 @@ Status TaskEngine::recover() {
     Entry& e = tasks_[rec.id];
     e.rec = std::move(rec);
     e.accepted = true;
-    auto cs = classes_.find(e.rec.cls);
+    auto cs = classes_.find(runsUnder(e.rec.cls));
     if (cs == classes_.end()) {
       e.rec.status = TaskStatus::Failed;
       e.rec.error = "class '" + e.rec.cls + "' is no longer configured";
@@ -194,13 +202,25 @@ void TaskEngine::stop() {
   watches_.clear();
 }
 
+const std::string& TaskEngine::runsUnder(const std::string& cls) const {
+  static const std::string kNone;
+  if (classes_.count(cls)) return cls;
+  if (!cfg_.default_class.empty() && classes_.count(cfg_.default_class)) return cfg_.default_class;
+  return kNone;
+}
+
 Status TaskEngine::validateRequest(SubmitRequest& req, Payload* expanded) const {
   if (req.cls.empty()) req.cls = "cpu_short";
-  auto cs = classes_.find(req.cls);
+  if (Status s = validateTaskId(req.cls); !s.ok() || req.cls.size() > 64) {
+    return Error{"bad task class '" + req.cls + "': 1-64 characters of [A-Za-z0-9._:-]", ErrorKind::InvalidArgument};
+  }
+  auto cs = classes_.find(runsUnder(req.cls));
   if (cs == classes_.end()) {
     std::string known;
     for (const auto& [k, v] : classes_) known += (known.empty() ? "" : ", ") + k;
-    return Error{"unknown task class '" + req.cls + "' (configured: " + known + ")", ErrorKind::InvalidArgument};
+    return Error{"unknown task class '" + req.cls + "' (configured: " + known +
+                     "; set tasks.default_class to run unknown classes under one of them)",
+                 ErrorKind::InvalidArgument};
   }
   if (req.id.empty()) {
     req.id = generateTaskId();
@@ -242,7 +262,8 @@ Status TaskEngine::validateRequest(SubmitRequest& req, Payload* expanded) const 
 void TaskEngine::submit(SubmitRequest req, SubmitDone done) {
   Payload expanded;
   if (Status s = validateRequest(req, &expanded); !s.ok()) {
-    rejected(classes_.count(req.cls) ? req.cls : "unknown", "invalid");
+    const std::string& under = runsUnder(req.cls);
+    rejected(under.empty() ? "unknown" : under, "invalid");
     done(s.fullError());
     return;
   }
@@ -257,7 +278,7 @@ void TaskEngine::submit(SubmitRequest req, SubmitDone done) {
     auto it = tasks_.find(req.id);
     if (it != tasks_.end()) {
       if (it->second.rec.request_hash != hash) {
-        rejected(req.cls, "duplicate");
+        rejected(runsUnder(req.cls), "duplicate");
         done(Error{"task id '" + req.id + "' is taken by a different request", ErrorKind::AlreadyExists});
       } else if (!it->second.accepted) {
         it->second.waiters.push_back(std::move(done));
@@ -266,9 +287,9 @@ void TaskEngine::submit(SubmitRequest req, SubmitDone done) {
       }
       return;
     }
-    ClassState& cs = classes_.at(req.cls);
+    ClassState& cs = classes_.at(runsUnder(req.cls));
     if (static_cast<int>(cs.queue.size()) + cs.waiting_retry >= cs.cfg.max_queued) {
-      rejected(req.cls, "queue_full");
+      rejected(runsUnder(req.cls), "queue_full");
       done(Error{"class '" + req.cls + "' has " + std::to_string(cs.cfg.max_queued) +
                      " tasks waiting (max_queued); retry later",
                  ErrorKind::Unavailable});
@@ -303,7 +324,7 @@ void TaskEngine::onInserted(const std::string& id, Status s) {
     if (s.ok()) {
       it->second.accepted = true;
       ++totals_.submitted;
-      auto& cs = classes_.at(cls);
+      auto& cs = classes_.at(runsUnder(cls));
       if (cs.submitted) cs.submitted->Increment();
       rec = it->second.rec;
       enqueueLocked(it->second);
@@ -336,7 +357,7 @@ void TaskEngine::onInserted(const std::string& id, Status s) {
 }
 
 void TaskEngine::enqueueLocked(Entry& e) {
-  ClassState& cs = classes_.at(e.rec.cls);
+  ClassState& cs = classes_.at(runsUnder(e.rec.cls));
   if (e.rec.not_before_ms > unixMillis()) {
     ++cs.waiting_retry;
     retry_at_.emplace(e.rec.not_before_ms, e.rec.id);
@@ -361,7 +382,9 @@ void TaskEngine::dispatchLocked(ClassState& cs) {
     e.cancel = std::stop_source();
     ++cs.inflight;
     cs.limiter->onStart(cs.inflight);
-    if (cs.dispatch) cs.dispatch->Observe(std::chrono::duration<double>(e.started_at - e.queued_at).count());
+    const double waited = std::chrono::duration<double>(e.started_at - e.queued_at).count();
+    if (cs.dispatch) cs.dispatch->Observe(waited);
+    cs.recent_waits.add(e.started_at, waited);
     ExecRequest req;
     req.task_id = e.rec.id;
     req.cls = e.rec.cls;
@@ -402,7 +425,7 @@ void TaskEngine::finishAttempt(const std::string& id, ExecOutcome outcome, std::
   auto it = tasks_.find(id);
   if (it == tasks_.end()) return;
   Entry& e = it->second;
-  ClassState& cs = classes_.at(e.rec.cls);
+  ClassState& cs = classes_.at(runsUnder(e.rec.cls));
   --cs.inflight;
   ++totals_.processed;
   if (cs.processed) cs.processed->Increment();
@@ -410,6 +433,7 @@ void TaskEngine::finishAttempt(const std::string& id, ExecOutcome outcome, std::
   const int queued = static_cast<int>(cs.queue.size());
   if (!e.interrupted && !e.cancel_requested) {
     cs.limiter->onSample(LimiterSample{started, latency, !outcome.success}, cs.inflight, queued);
+    cs.recent_outcomes.add(clock_.monotonicTime(), outcome.success ? 0.0 : 1.0);
   }
   e.rec.result = std::move(outcome.result);
   e.rec.result["attempt"] = std::to_string(e.rec.attempts);
@@ -441,7 +465,7 @@ void TaskEngine::finishAttempt(const std::string& id, ExecOutcome outcome, std::
 
 void TaskEngine::persistLocked(Entry& e, std::function<void()> then) {
   if (isTerminal(e.rec.status)) {
-    auto& cs = classes_.at(e.rec.cls);
+    auto& cs = classes_.at(runsUnder(e.rec.cls));
     if (e.rec.status == TaskStatus::Completed) {
       ++totals_.completed;
       if (cs.completed) cs.completed->Increment();
@@ -492,7 +516,7 @@ void TaskEngine::timerLoop(std::stop_token stop) {
       retry_at_.erase(retry_at_.begin());
       auto it = tasks_.find(id);
       if (it == tasks_.end() || it->second.rec.status != TaskStatus::Pending) continue;
-      auto& cs = classes_.at(it->second.rec.cls);
+      auto& cs = classes_.at(runsUnder(it->second.rec.cls));
       --cs.waiting_retry;
       it->second.rec.not_before_ms = 0;
       enqueueLocked(it->second);
@@ -529,7 +553,7 @@ Status TaskEngine::cancel(const std::string& id) {
                  ErrorKind::FailedPrecondition};
   }
   Entry& e = it->second;
-  ClassState& cs = classes_.at(e.rec.cls);
+  ClassState& cs = classes_.at(runsUnder(e.rec.cls));
   switch (e.rec.status) {
     case TaskStatus::Pending: {
       if (cs.queue.erase(QueueKey{-e.rec.priority, e.rec.seq}) == 0) {
@@ -608,6 +632,10 @@ std::vector<std::string> TaskEngine::reconfigure(const EngineConfig& next) {
   std::lock_guard lock(mu_);
   cfg_.max_payload_bytes = next.max_payload_bytes;
   cfg_.retain_finished = next.retain_finished;
+  if (next.default_class != cfg_.default_class) {
+    notes.push_back("tasks.default_class '" + next.default_class + "' takes effect after a restart (runs '" +
+                    cfg_.default_class + "')");
+  }
   for (const auto& [name, c] : next.classes) {
     auto it = classes_.find(name);
     if (it == classes_.end()) {
@@ -640,7 +668,7 @@ QueueStats TaskEngine::stats() {
   QueueStats s = totals_;
   s.done = s.completed + s.failed + s.cancelled;
   s.pending = s.submitted - s.done;
-  for (const auto& [name, cs] : classes_) {
+  for (auto& [name, cs] : classes_) {
     ClassStats c;
     c.executor = cs.executor ? cs.executor->kind() : "";
     c.limiter = cs.limiter->kind();
@@ -648,6 +676,11 @@ QueueStats TaskEngine::stats() {
     c.inflight = cs.inflight;
     c.queued = static_cast<int>(cs.queue.size()) + cs.waiting_retry;
     c.min_latency_ms = std::chrono::duration<double, std::milli>(cs.limiter->minLatency()).count();
+    const auto now = clock_.monotonicTime();
+    c.recent_starts = static_cast<std::int64_t>(cs.recent_waits.count(now));
+    c.recent_wait_seconds_sum = cs.recent_waits.sum(now);
+    c.recent_attempts = static_cast<std::int64_t>(cs.recent_outcomes.count(now));
+    c.recent_failures = static_cast<std::int64_t>(cs.recent_outcomes.sum(now) + 0.5);
     s.classes[name] = c;
   }
   return s;

@@ -22,6 +22,7 @@
 #include "common/Metrics.h"
 #include "orchestrator/executors/Executor.h"
 #include "orchestrator/scheduler/Limiter.h"
+#include "orchestrator/scheduler/RecentWindow.h"
 #include "orchestrator/scheduler/WorkerPool.h"
 #include "orchestrator/store/TaskStore.h"
 
@@ -48,6 +49,9 @@ struct EngineConfig {
   std::map<std::string, ClassConfig> classes;
   std::int64_t max_payload_bytes = 256 * 1024;
   std::int64_t retain_finished = 10'000;  // finished tasks kept in memory (older: store)
+  // A task whose class is not configured runs under this class (its queue, limiter and
+  // executor; the task keeps its own class name). Empty: such tasks are refused.
+  std::string default_class;
 };
 
 struct SubmitRequest {
@@ -65,6 +69,12 @@ struct ClassStats {
   int inflight = 0;
   int queued = 0;  // waiting to run, including retries waiting for their delay
   double min_latency_ms = 0;
+  // Over the last minute: attempts started and their summed queue wait; attempts that
+  // ended, and how many of those failed.
+  std::int64_t recent_starts = 0;
+  double recent_wait_seconds_sum = 0;
+  std::int64_t recent_attempts = 0;
+  std::int64_t recent_failures = 0;
 };
 
 struct QueueStats {
@@ -84,6 +94,8 @@ class TaskWatch {
   explicit TaskWatch(std::set<std::string> ids) : ids_(std::move(ids)) {}
   // Waits for changes until `stop`; returns what arrived (empty when stopped).
   std::deque<TaskRecord> next(std::stop_token stop);
+  // The same, but returns (maybe empty) once `deadline` passes.
+  std::deque<TaskRecord> next(std::stop_token stop, std::chrono::steady_clock::time_point deadline);
   bool wants(const std::string& id) const { return ids_.empty() || ids_.count(id); }
   void push(const TaskRecord& t);
 
@@ -173,8 +185,13 @@ class TaskEngine {
     prometheus::Counter* retries = nullptr;
     prometheus::Histogram* duration = nullptr;
     prometheus::Histogram* dispatch = nullptr;
+    RecentWindow recent_waits;     // seconds from queued to started, per start
+    RecentWindow recent_outcomes;  // 1 per failed attempt, 0 per successful one
   };
 
+  // The configured class whose queue and executor run tasks of class `cls` (itself, or
+  // the default class for an unconfigured name); "" when none does.
+  const std::string& runsUnder(const std::string& cls) const;
   Status validateRequest(SubmitRequest& req, Payload* expanded) const;
   void onInserted(const std::string& id, Status s);
   void enqueueLocked(Entry& e);

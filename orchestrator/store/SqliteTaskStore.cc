@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -139,12 +140,35 @@ Result<sqlite3*> openDb(const std::string& path, SyncMode mode) {
   return db;
 }
 
+// Creates `dir` and any missing parents: parents world-readable like /var/lib itself,
+// the state directory itself private to the daemon's user and group.
+Status makeStateDir(const std::string& dir) {
+  std::string prefix;
+  std::size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = dir.find('/', pos + 1);
+    prefix = dir.substr(0, pos);
+    if (prefix.empty()) continue;
+    const mode_t mode = pos == std::string::npos ? 0750 : 0755;
+    if (::mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST) {
+      return Error{"cannot create the state directory " + dir + " (at " + prefix + ": " + std::strerror(errno) + ")",
+                   ErrorKind::Unavailable};
+    }
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Error{"the state directory " + dir + " is not a directory", ErrorKind::Unavailable};
+  }
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    return Error{"the state directory " + dir + " is not writable: " + std::strerror(errno), ErrorKind::Unavailable};
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::open(const std::string& dir, SyncMode mode, int max_batch) {
-  if (::mkdir(dir.c_str(), 0750) != 0 && errno != EEXIST) {
-    return Error{"cannot create the state directory " + dir + ": " + std::strerror(errno), ErrorKind::Unavailable};
-  }
+  if (Status s = makeStateDir(dir); !s.ok()) return s.fullError();
   const std::string path = dir + "/orchestrator.db";
   auto w = openDb(path, mode);
   if (!w) return w.fullError();

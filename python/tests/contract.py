@@ -92,3 +92,10 @@ def parse_fields(spec):
         number, type_ = rest.split(":", 1)
         fields[name.strip()] = (int(number), type_.strip())
     return fields
+
+
+# Status words old clients compare against (WIRE-CONTRACT.md section 8). The old CLI
+# counts a service as up only when its status is exactly "running".
+SERVICE_STATUS_WORDS = frozenset({"running", "starting", "unhealthy", "stopped", "failed"})
+# TaskResult / GetTaskStatus words (section 2), plus our documented "cancelled".
+TASK_STATUS_WORDS = frozenset({"pending", "running", "completed", "failed", "cancelled"})

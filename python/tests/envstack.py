@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from conftest import Daemon
+from contract import SERVICE_STATUS_WORDS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = "/usr/bin/docker"
@@ -115,8 +116,9 @@ tasks:
 class EnvManager:
     """One env-manager daemon managing one private stack."""
 
-    def __init__(self, stubs, changes=None, extra_yaml="", health_timeout=30):
+    def __init__(self, stubs, changes=None, extra_yaml="", health_timeout=30, docker_host=None):
         self.stubs = stubs
+        self.docker_host = docker_host  # a private engine (PrivateDocker), else the machine's
         self.doc = local_stack(changes)
         self.project = self.doc["project"]
         self.dir = Path(tempfile.mkdtemp(prefix="dspy-em-"))
@@ -124,7 +126,8 @@ class EnvManager:
         self.daemon = Daemon("env-manager", "env_manager/env-manager",
                              f"services:\n  file: {self.stack_path}\n"
                              f"lifecycle:\n  health_timeout_seconds: {health_timeout}\n"
-                             + TASKS_YAML + extra_yaml)
+                             + TASKS_YAML + extra_yaml,
+                             env={"DOCKER_HOST": docker_host} if docker_host else None)
         self.daemon.wait_serving()
         self.channel = self.daemon.channel()
         self.stub = stubs.em_grpc.EnvManagerServiceStub(self.channel)
@@ -134,7 +137,12 @@ class EnvManager:
         return list(self.stub.StartServices(self.pb.StartServicesRequest(service_names=list(names)), timeout=120))
 
     def status(self, names=()):
-        return self.stub.GetServicesStatus(self.pb.GetServicesStatusRequest(service_names=list(names)), timeout=30).services
+        services = self.stub.GetServicesStatus(self.pb.GetServicesStatusRequest(service_names=list(names)),
+                                               timeout=30).services
+        # Every answer any test sees is checked against the old clients' vocabulary.
+        for name, st in services.items():
+            assert st.status in SERVICE_STATUS_WORDS, f"{name}: status {st.status!r} is not an old client's word"
+        return services
 
     def port(self, service):
         return int(self.doc["services"][service]["ports"][0].split(":")[1])
@@ -142,4 +150,35 @@ class EnvManager:
     def close(self):
         self.channel.close()
         self.daemon.stop()
-        remove_project(self.project)
+        if not self.docker_host:  # a private engine is deleted whole by its owner
+            remove_project(self.project)
+
+
+class PrivateDocker:
+    """A Docker engine of the test's own (scripts/private-docker.sh): stopping or
+    restarting it never touches the machine's Docker or anyone's containers."""
+
+    def __init__(self, images=("dspy-test/busybox:latest", "dspy-test/redis:latest")):
+        # Short: containerd's unix socket lives below it.
+        self.dir = tempfile.mkdtemp(prefix="dspy-dk-", dir="/tmp")
+        self.host = f"unix://{self.dir}/docker.sock"
+        self._run("up", *images)
+
+    def _run(self, cmd, *args):
+        subprocess.run(["bash", str(ROOT / "scripts/private-docker.sh"), cmd, self.dir, *args],
+                       check=True, timeout=180)
+
+    def stop(self):
+        self._run("stop")
+
+    def start(self):
+        self._run("start")
+
+    def docker(self, *args):
+        r = subprocess.run([DOCKER, "-H", self.host, *args], capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise AssertionError(f"docker -H {self.host} {' '.join(args)} failed: {r.stderr}")
+        return r.stdout.strip()
+
+    def close(self):
+        self._run("down")

@@ -177,17 +177,22 @@ class NotifySocket {
 TEST_CASE("both daemons answer grpc.health.v1, /health and /metrics", "[daemon]") {
   for (const auto& kind : {kEnvManager, kOrchestrator}) {
     DYNAMIC_SECTION(kind.name) {
-      Daemon d(kind);
+      // A container class makes the orchestrator use env-manager, which is not there.
+      Daemon d(kind, kind.name == "orchestrator" ? "tasks:\n  classes:\n    c: {executor: container}\n" : "");
       d.waitServing();
       auto health = httpGet(d.httpAddr(), "/health");
       REQUIRE(health.status == 200);
       auto j = nlohmann::json::parse(health.body);
       CHECK(j.at("daemon") == kind.name);
+      CHECK(j.at("service") == kind.name);
+      CHECK(j.at("timestamp").get<std::int64_t>() > 1'700'000'000);
       if (kind.name == "env-manager") {
-        CHECK(j.at("status") == "ok");
+        // The old env-manager's body: {"status":"healthy","service":"env-manager",...}.
+        CHECK(j.at("status") == "healthy");
+        CHECK(j.at("health") == "ok");
       } else {
-        // The default classes include a container class, so a missing env-manager
-        // degrades the orchestrator (and says why) without taking it down.
+        // A missing env-manager degrades the orchestrator (and says why) without
+        // taking it down.
         CHECK(j.at("components").at("store") == "ok");
         CHECK(eventually([&] {
           auto h = nlohmann::json::parse(httpGet(d.httpAddr(), "/health").body);
@@ -205,7 +210,8 @@ TEST_CASE("both daemons answer grpc.health.v1, /health and /metrics", "[daemon]"
 TEST_CASE("the orchestrator's env-manager link is ready once env-manager serves", "[daemon]") {
   Daemon em(kEnvManager);
   em.waitServing();
-  Daemon orch(kOrchestrator, "env_manager:\n  address: " + em.grpcAddr() + "\n");
+  Daemon orch(kOrchestrator, "env_manager:\n  address: " + em.grpcAddr() +
+                                "\ntasks:\n  classes:\n    c: {executor: container}\n");
   orch.waitServing();
   CHECK(eventually([&] {
     auto h = nlohmann::json::parse(httpGet(orch.httpAddr(), "/health").body);
@@ -244,11 +250,11 @@ TEST_CASE("contract RPCs answer for real or UNIMPLEMENTED, never a fake success"
   grpc::ClientContext c3;
   orchestrator::v1::SubmitTaskRequest submit;
   submit.set_id("t1");
-  submit.set_class_("no-such-class");
+  submit.set_class_("no such class!");
   orchestrator::v1::SubmitTaskResponse submit_resp;
   auto s = orch_stub->SubmitTask(&c3, submit, &submit_resp);
   CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  CHECK_THAT(s.error_message(), Catch::Contains("unknown task class 'no-such-class'"));
+  CHECK_THAT(s.error_message(), Catch::Contains("bad task class 'no such class!'"));
   CHECK_FALSE(submit_resp.success());
   grpc::ClientContext c4;
   orchestrator::v1::CreateWorkflowResponse wf_resp;

@@ -1,5 +1,5 @@
 // The test environment's Kafka broker is real: a message produced with librdkafka to
-// 127.0.0.1:9092 is consumed back.
+// KAFKA_BROKERS (default 127.0.0.1:39092) is consumed back.
 #include <librdkafka/rdkafka.h>
 
 #include <catch2/catch.hpp>
@@ -12,7 +12,8 @@ namespace {
 
 std::string brokers() {
   const char* b = std::getenv("KAFKA_BROKERS");
-  return (b != nullptr && *b != '\0') ? b : "127.0.0.1:9092";
+  // scripts/test-env.sh runs the broker on 39092, a port the demo stack never holds.
+  return (b != nullptr && *b != '\0') ? b : "127.0.0.1:39092";
 }
 
 rd_kafka_conf_t* baseConf() {

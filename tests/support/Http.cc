@@ -20,15 +20,17 @@ HttpResult httpRequest(const std::string& method, const std::string& host_port, 
   client->set_read_timeout(5, 0);
   httplib::Headers headers;
   if (!o.token.empty()) headers.emplace("Authorization", "Bearer " + o.token);
-  httplib::Result res = method == "POST"  ? client->Post(path.c_str(), headers, body, "application/json")
-                        : method == "PUT" ? client->Put(path.c_str(), headers, body, "application/json")
-                                          : client->Get(path.c_str(), headers);
+  httplib::Result res = method == "POST"     ? client->Post(path.c_str(), headers, body, "application/json")
+                        : method == "PUT"    ? client->Put(path.c_str(), headers, body, "application/json")
+                        : method == "DELETE" ? client->Delete(path.c_str(), headers)
+                                             : client->Get(path.c_str(), headers);
   HttpResult out;
   if (!res) return out;
   out.connected = true;
   out.status = res->status;
   out.body = res->body;
   out.content_type = res->get_header_value("Content-Type");
+  out.allow = res->get_header_value("Allow");
   return out;
 }
 

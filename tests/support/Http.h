@@ -11,6 +11,7 @@ struct HttpResult {
   int status = 0;
   std::string body;
   std::string content_type;
+  std::string allow;  // the Allow header (405 answers)
 };
 
 struct HttpClientOptions {

@@ -1,5 +1,11 @@
 // The HTTP listener: /metrics format, auth, JSON errors, body limit, handler failures.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "common/HttpServer.h"
@@ -95,4 +101,54 @@ TEST_CASE("a busy port is a clear start error", "[http]") {
   auto s = second.start();
   REQUIRE_FALSE(s.ok());
   CHECK_THAT(s.error(), Catch::Contains("cannot listen on HTTP address " + f.addr));
+}
+
+TEST_CASE("a known path with the wrong method is 405 with an Allow header; an unknown path is 404", "[http]") {
+  Fixture f;
+  auto r = httpRequest("POST", f.addr, "/metrics", "{}");
+  CHECK(r.status == 405);
+  CHECK(r.allow == "GET, HEAD");
+  CHECK_THAT(nlohmann::json::parse(r.body).at("error").get<std::string>(),
+             Catch::Contains("POST is not allowed on /metrics"));
+  auto put = httpRequest("PUT", f.addr, "/items/abc", "{}");
+  CHECK(put.status == 405);
+  CHECK(put.allow == "GET, HEAD");
+  auto get_echo = httpGet(f.addr, "/echo");
+  CHECK(get_echo.status == 405);
+  CHECK(get_echo.allow == "POST");
+  CHECK(httpRequest("DELETE", f.addr, "/nowhere").status == 404);
+  CHECK(httpGet(f.addr, "/items/ABC").status == 404);  // the pattern does not match
+}
+
+namespace {
+
+// A kept-alive HTTP/1.1 connection that has had one answer and stays open, idle.
+int idleKeptAliveConnection(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  const std::string req = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+  REQUIRE(::send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size()));
+  char buf[1024];
+  REQUIRE(::recv(fd, buf, sizeof buf, 0) > 0);
+  return fd;
+}
+
+}  // namespace
+
+TEST_CASE("idle kept-alive connections do not starve new clients", "[http]") {
+  Fixture f;
+  // More idle kept-alive clients than a fixed pool of 8 threads would serve.
+  std::vector<int> idle;
+  for (int i = 0; i < 24; ++i) idle.push_back(idleKeptAliveConnection(f.server.port()));
+  // A new client is answered while all of them stay connected (the test client gives
+  // up after 5 s; the keep-alive timeout is 5 s too, so waiting it out would not pass).
+  auto r = httpGet(f.addr, "/health");
+  CHECK(r.connected);
+  CHECK(r.status == 200);
+  for (int fd : idle) ::close(fd);
 }

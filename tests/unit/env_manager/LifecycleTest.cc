@@ -2,6 +2,9 @@
 // blocking, reverse stop, restart backoff, crash-loop limit, adoption.
 #include <catch2/catch.hpp>
 
+#include <set>
+#include <string_view>
+
 #include "common/Clock.h"
 #include "env_manager/lifecycle/Lifecycle.h"
 #include "tests/unit/env_manager/FakeDocker.h"
@@ -35,7 +38,7 @@ struct Rig {
   }
   std::map<std::string, std::string> statuses() {
     std::map<std::string, std::string> out;
-    for (const auto& v : lc->status({})) out[v.name] = v.status;
+    for (const auto& v : lc->status({})) out[v.name] = std::string(name(v.status));
     return out;
   }
 };
@@ -58,7 +61,7 @@ TEST_CASE("starting one service starts exactly its dependency closure, dependenc
   CHECK(out.value().success);
   CHECK(out.value().results.size() == 4);
   for (const auto& s : {"redis", "infermesh-node-a", "infermesh-node-b", "infermesh-router"}) {
-    CHECK(out.value().results.at(s) == "healthy");
+    CHECK(out.value().results.at(s) == ServiceState::Healthy);
   }
   CHECK(rig.docker.indexOf("create kafka") == std::string::npos);
   CHECK(rig.docker.indexOf("create ollama") == std::string::npos);
@@ -92,11 +95,11 @@ TEST_CASE("a failed required dependency blocks its dependents while independent 
   REQUIRE(out.ok());
   const auto& r = out.value().results;
   CHECK_FALSE(out.value().success);
-  CHECK(r.at("redis") == "failed");
-  CHECK(r.at("infermesh-node-a") == "blocked");
-  CHECK(r.at("infermesh-node-b") == "blocked");
-  CHECK(r.at("infermesh-router") == "blocked");
-  for (const auto& s : {"redb", "ollama", "zookeeper", "kafka", "prometheus"}) CHECK(r.at(s) == "healthy");
+  CHECK(r.at("redis") == ServiceState::Failed);
+  CHECK(r.at("infermesh-node-a") == ServiceState::Blocked);
+  CHECK(r.at("infermesh-node-b") == ServiceState::Blocked);
+  CHECK(r.at("infermesh-router") == ServiceState::Blocked);
+  for (const auto& s : {"redb", "ollama", "zookeeper", "kafka", "prometheus"}) CHECK(r.at(s) == ServiceState::Healthy);
   CHECK(rig.docker.count("create infermesh-node-a") == 0);
   bool saw_reason = false;
   for (const auto& u : updates) {
@@ -132,7 +135,7 @@ TEST_CASE("a service that never turns healthy fails after the health timeout", "
   auto& lc = rig.make({.health_timeout = 10s});
   auto out = lc.start({"redis"}, nullptr);
   REQUIRE(out.ok());
-  CHECK(out.value().results.at("redis") == "failed");
+  CHECK(out.value().results.at("redis") == ServiceState::Failed);
   auto v = lc.status({"redis"});
   CHECK_THAT(v[0].message, Catch::StartsWith("not healthy within 10.0s"));
   // Probes began fast and backed off towards the interval.
@@ -148,7 +151,7 @@ TEST_CASE("a container that exits while starting fails with its exit code", "[li
   auto& lc = rig.make();
   auto out = lc.start({"redb"}, nullptr);
   REQUIRE(out.ok());
-  CHECK(out.value().results.at("redb") == "failed");
+  CHECK(out.value().results.at("redb") == ServiceState::Failed);
   CHECK_THAT(lc.status({"redb"})[0].message, Catch::Contains("exited with code 3"));
 }
 
@@ -212,7 +215,7 @@ TEST_CASE("a dead container is restarted with growing backoff until the crash-lo
   lc.onDockerEvent(rig.docker.kill("redb", 1));
   lc.waitForRestarts();
   auto v = lc.status({"redb"})[0];
-  CHECK(v.status == "crash_loop");
+  CHECK(v.status == ServiceState::CrashLoop);
   CHECK_THAT(v.message, Catch::Contains("gave up after 5 restarts"));
   CHECK(rig.docker.count("start redb") == static_cast<std::size_t>(limit + 1));
 }
@@ -259,7 +262,7 @@ TEST_CASE("an unhealthy service is restarted when its policy says so", "[lifecyc
   lc.waitForRestarts();
   CHECK(rig.docker.count("stop redb") == 1);
   CHECK(rig.docker.count("start redb") == 2);
-  CHECK(lc.status({"redb"})[0].status == "healthy");
+  CHECK(lc.status({"redb"})[0].status == ServiceState::Healthy);
   CHECK(lc.status({"redb"})[0].restarts == 1);
 }
 
@@ -297,4 +300,23 @@ TEST_CASE("starting what already runs creates nothing new", "[lifecycle]") {
   REQUIRE(lc.start({}, nullptr).value().success);
   CHECK(rig.docker.count("create redis") == creates);
   CHECK(rig.docker.count("start redis") == 1);
+}
+
+TEST_CASE("service states map to the old clients' five status words", "[lifecycle]") {
+  const std::set<std::string_view> vocabulary{"running", "starting", "unhealthy", "stopped", "failed"};
+  for (auto s : {ServiceState::Stopped, ServiceState::Pending, ServiceState::Starting, ServiceState::Waiting,
+                 ServiceState::Healthy, ServiceState::Running, ServiceState::Unhealthy, ServiceState::Restarting,
+                 ServiceState::Stopping, ServiceState::Exited, ServiceState::Completed, ServiceState::Failed,
+                 ServiceState::Blocked, ServiceState::CrashLoop}) {
+    INFO(name(s));
+    CHECK(vocabulary.count(wireStatus(s)) == 1);
+    CHECK(parseServiceState(name(s)) == s);
+    // "running" on the wire means up: an old client counts exactly those services.
+    CHECK((wireStatus(s) == "running") == isUp(s));
+  }
+  CHECK(wireStatus(ServiceState::Healthy) == "running");
+  CHECK(wireStatus(ServiceState::Waiting) == "starting");
+  CHECK(wireStatus(ServiceState::CrashLoop) == "failed");
+  CHECK(wireStatus(ServiceState::Blocked) == "failed");
+  CHECK_FALSE(parseServiceState("up").has_value());
 }

@@ -22,7 +22,11 @@ TEST_CASE("orchestrator defaults: four classes, loopback, safe process executor"
   const auto& cl = c.value().engine.classes;
   CHECK(cl.size() == 4);
   CHECK(cl.at("cpu_short").limiter.kind == "gradient");
-  CHECK(cl.at("gpu").executor == "container");
+  // As the old orchestrator: the built-in classes hand any payload to the env-runner.
+  for (const char* name : {"cpu_short", "cpu_long", "gpu"}) CHECK(cl.at(name).executor == "http");
+  CHECK(c.value().runner_url == "http://localhost:8083");
+  CHECK(c.value().engine.default_class == "cpu_short");
+  CHECK(c.value().result_heartbeat_ms == 1000);
   CHECK(cl.at("gpu_slurm").executor == "slurm");
   CHECK_FALSE(c.value().process.allow_arbitrary);
   CHECK(c.value().process.commands.empty());
@@ -90,4 +94,31 @@ TEST_CASE("orchestrator config: bad classes and commands name file, line and key
   CHECK_FALSE(loadText("store:\n  sync: sometimes\n").ok());
   CHECK_FALSE(loadText("tasks:\n  classes: {}\n").ok());
   CHECK_FALSE(loadText("tasks:\n  classes:\n    \"bad name\": {}\n").ok());
+}
+
+TEST_CASE("orchestrator config: unknown classes run under tasks.default_class", "[orchestrator][config]") {
+  // Own classes without cpu_short: unknown classes are refused unless a default is named.
+  auto own = loadText("tasks:\n  classes:\n    a: {executor: noop}\n");
+  REQUIRE(own.ok());
+  CHECK(own.value().engine.default_class.empty());
+  auto named = loadText("tasks:\n  default_class: a\n  classes:\n    a: {executor: noop}\n");
+  REQUIRE(named.ok());
+  CHECK(named.value().engine.default_class == "a");
+  // A listed cpu_short on the runner keeps "auto" on cpu_short; on the process executor not.
+  auto runner_listed = loadText("tasks:\n  classes:\n    cpu_short: {executor: http}\n");
+  REQUIRE(runner_listed.ok());
+  CHECK(runner_listed.value().engine.default_class == "cpu_short");
+  auto process_listed = loadText("tasks:\n  classes:\n    cpu_short: {executor: process}\n");
+  REQUIRE(process_listed.ok());
+  CHECK(process_listed.value().engine.default_class.empty());
+  auto builtin_off = loadText("tasks:\n  default_class: \"\"\n");
+  REQUIRE(builtin_off.ok());
+  CHECK(builtin_off.value().engine.default_class.empty());
+  auto missing = loadText("tasks:\n  default_class: b\n  classes:\n    a: {executor: noop}\n");
+  REQUIRE_FALSE(missing.ok());
+  CHECK_THAT(missing.error(), Catch::Contains("tasks.default_class") && Catch::Contains("'b'"));
+  auto off = loadText("tasks:\n  result_heartbeat_ms: 0\n");
+  REQUIRE(off.ok());
+  CHECK(off.value().result_heartbeat_ms == 0);
+  CHECK_FALSE(loadText("tasks:\n  result_heartbeat_ms: -1\n").ok());
 }

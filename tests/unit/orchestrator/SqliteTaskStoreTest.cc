@@ -3,6 +3,9 @@
 #include <catch2/catch.hpp>
 #include <sqlite3.h>
 
+#include <sys/stat.h>
+
+#include <fstream>
 #include <future>
 
 #include "orchestrator/store/SqliteTaskStore.h"
@@ -135,4 +138,25 @@ TEST_CASE("sqlite store: the schema has the tables later parts extend", "[orches
   for (const char* t : {"tasks", "workflows", "workflow_versions", "workflow_runs", "slurm_jobs", "outbox"}) {
     CHECK(std::find(tables.begin(), tables.end(), t) != tables.end());
   }
+}
+
+TEST_CASE("sqlite store: missing parent directories are created, the state directory is private",
+          "[orchestrator][store]") {
+  const auto base = dspy::test::tempDir();
+  const std::string dir = base + "/var/lib/dspy-agent/orchestrator";
+  auto store = SqliteTaskStore::open(dir, SyncMode::Normal);
+  REQUIRE(store.ok());
+  struct stat leaf {}, parent {};
+  REQUIRE(::stat(dir.c_str(), &leaf) == 0);
+  REQUIRE(::stat((base + "/var/lib/dspy-agent").c_str(), &parent) == 0);
+  CHECK((leaf.st_mode & 0777) == 0750);
+  CHECK((parent.st_mode & 0777) == 0755);
+}
+
+TEST_CASE("sqlite store: a state directory that cannot be made is named in the error", "[orchestrator][store]") {
+  const auto base = dspy::test::tempDir();
+  { std::ofstream(base + "/file") << "x"; }
+  auto store = SqliteTaskStore::open(base + "/file/state", SyncMode::Normal);
+  REQUIRE_FALSE(store.ok());
+  CHECK_THAT(store.error(), Catch::Contains(base + "/file/state") && Catch::Contains("Not a directory"));
 }
