@@ -1,16 +1,18 @@
 // cpp-httplib behind HttpServer; the only translation unit that includes httplib.h.
 #include "common/HttpServer.h"
 
-// A burst of new connections waits in the kernel's queue instead of being refused
-// (httplib's default backlog is 5).
-#define CPPHTTPLIB_LISTEN_BACKLOG 1024
 #include <httplib.h>
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <condition_variable>
 #include <deque>
@@ -107,6 +109,7 @@ struct HttpServer::Impl {
   std::unique_ptr<httplib::Server> server;
   std::vector<std::regex> public_routes;
   std::vector<std::pair<std::regex, std::string>> routes;  // pattern, method: for 405
+  int listen_fd = -1;  // seen in the socket options hook, before bind
   std::thread thread;
   int bound_port = 0;
   prometheus::Family<prometheus::Counter>* requests = nullptr;
@@ -145,9 +148,11 @@ HttpServer::HttpServer(Options options, std::shared_ptr<TokenAuth> auth, Metrics
   auto& srv = *impl_->server;
   // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let a second
   // daemon bind the same port and silently take half of the requests.
-  srv.set_socket_options([](int sock) {
+  Impl* self = impl_.get();
+  srv.set_socket_options([self](int sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    self->listen_fd = sock;
   });
   srv.set_payload_max_length(static_cast<std::size_t>(impl_->options.max_body_bytes));
   // Without TCP_NODELAY every response on a kept-alive connection waits ~40 ms (Nagle's
@@ -263,6 +268,10 @@ Status HttpServer::start() {
     }
     impl_->bound_port = ep.value().port;
   }
+  // Debian's libcpp-httplib is built with a listen backlog of 5: a burst of connects
+  // beyond it has its SYNs dropped and retried after 1 s, 3 s, ... Listening again on
+  // the bound socket raises the queue.
+  if (impl_->listen_fd >= 0) ::listen(impl_->listen_fd, 1024);
   impl_->thread = std::thread([this] { impl_->server->listen_after_bind(); });
   // httplib's stop() does nothing until the accept loop runs; wait for it so that a
   // stop right after start cannot be lost.
@@ -276,9 +285,36 @@ Status HttpServer::start() {
 
 int HttpServer::port() const { return impl_->bound_port; }
 
+namespace {
+
+// Shuts down (without closing: their threads own the descriptors) every connected
+// socket of this process whose local port is `port`: an idle kept-alive client would
+// otherwise hold its connection thread, and so the stop, for the keep-alive timeout.
+void shutdownConnectionsOnPort(int port) {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  while (dirent* e = ::readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
+    sockaddr_storage local{}, peer{};
+    socklen_t len = sizeof local, plen = sizeof peer;
+    if (::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &len) != 0) continue;
+    if (::getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &plen) != 0) continue;
+    int local_port = -1;
+    if (local.ss_family == AF_INET) local_port = ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
+    if (local.ss_family == AF_INET6) local_port = ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
+    if (local_port == port) ::shutdown(static_cast<int>(fd), SHUT_RDWR);
+  }
+  ::closedir(dir);
+}
+
+}  // namespace
+
 void HttpServer::stop() {
   if (!impl_ || !impl_->thread.joinable()) return;
   impl_->server->stop();
+  shutdownConnectionsOnPort(impl_->bound_port);
   impl_->thread.join();
 }
 

@@ -1,9 +1,17 @@
 // B2: SubmitTask latency and throughput against a running orchestrator (durable store
 // on), with 1 and 16 concurrent clients, beside the floor: grpc.health.v1 Check, a
-// plain unary RPC on the same server. Also B8: the orchestrator's RSS idle and after
-// the load. Starts its own orchestrator from the build tree with a temporary store.
+// plain unary RPC on the same server. B2-HTTP: POST /queue/submit from 1 and 64
+// kept-alive HTTP clients beside gRPC SubmitTask from as many clients, in the same run,
+// with each client's request count (none may starve). Also B8: the orchestrator's RSS
+// idle and after the load. Starts its own orchestrator from the build tree with a
+// temporary store.
 // Usage: b2_submit BUILD_DIR [--seconds S] [--out FILE]
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -52,9 +60,13 @@ struct Daemon {
   }
 };
 
+std::atomic<int> g_failures{0};
+
 // Runs `clients` threads, each with its own channel, calling `call` for `seconds`.
+// `per_client`, when given, receives each client's number of calls.
 template <class Call>
-dspy::bench::Summary load(const Daemon& d, int clients, double seconds, Call call) {
+dspy::bench::Summary load(const Daemon& d, int clients, double seconds, Call call,
+                          std::vector<std::size_t>* per_client = nullptr) {
   std::vector<std::vector<double>> lat(static_cast<std::size_t>(clients));
   std::vector<std::thread> threads;
   std::atomic<bool> go{false};
@@ -86,6 +98,11 @@ dspy::bench::Summary load(const Daemon& d, int clients, double seconds, Call cal
   std::vector<double> all;
   for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
   if (failures > 0) std::fprintf(stderr, "warning: %d calls failed\n", failures.load());
+  if (per_client != nullptr) {
+    per_client->clear();
+    for (auto& v : lat) per_client->push_back(v.size());
+  }
+  g_failures += failures.load();
   return dspy::bench::summarize(all, took);
 }
 
@@ -120,6 +137,85 @@ bool submit(const std::shared_ptr<grpc::Channel>& ch, int client, long n) {
   (*req.mutable_payload())["step"] = std::to_string(n);
   orchestrator::v1::SubmitTaskResponse resp;
   return stub->SubmitTask(&ctx, req, &resp).ok() && resp.success();
+}
+
+// POST /queue/submit on one kept-alive connection per client thread: a minimal
+// HTTP/1.1 client (Content-Length framing), so that only the server is measured.
+int g_http_port = 0;
+
+struct KeptAlive {
+  int port = 0;
+  int fd = -1;
+  std::string buf;
+  ~KeptAlive() {
+    if (fd >= 0) ::close(fd);
+  }
+  bool connect(int p) {
+    if (fd >= 0 && port == p) return true;
+    if (fd >= 0) ::close(fd);
+    port = p;
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    int yes = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
+    timeval tv{10, 0};  // a starved client shows up as a failure after 10 s
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(p));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      ::close(fd);
+      fd = -1;
+      return false;
+    }
+    buf.clear();
+    return true;
+  }
+  // Sends one request and reads its answer; true on a 200.
+  bool post(const std::string& path, const std::string& body) {
+    const std::string req = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return false;
+    std::size_t head_end;
+    while ((head_end = buf.find("\r\n\r\n")) == std::string::npos) {
+      if (!fill()) return false;
+    }
+    const auto cl = buf.find("Content-Length: ");
+    if (cl == std::string::npos || cl > head_end) return false;
+    const std::size_t length = std::stoul(buf.substr(cl + 16));
+    while (buf.size() < head_end + 4 + length) {
+      if (!fill()) return false;
+    }
+    const bool ok = buf.compare(9, 3, "200") == 0;
+    buf.erase(0, head_end + 4 + length);
+    return ok;
+  }
+  void reset() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+    buf.clear();
+  }
+  bool fill() {
+    char tmp[4096];
+    const ssize_t n = ::recv(fd, tmp, sizeof tmp, 0);
+    if (n <= 0) return false;
+    buf.append(tmp, static_cast<std::size_t>(n));
+    return true;
+  }
+};
+
+bool httpSubmit(const std::shared_ptr<grpc::Channel>&, int client, long n) {
+  thread_local KeptAlive conn;
+  const std::string id = "h" + std::to_string(g_run.load()) + "-" + std::to_string(client) + "-" + std::to_string(n);
+  const nlohmann::json body = {{"id", id}, {"class", g_class},
+                               {"payload", {{"prompt", "a short payload of a typical size for an agent task"},
+                                            {"step", std::to_string(n)}}}};
+  if (!conn.connect(g_http_port)) return false;
+  if (conn.post("/queue/submit", body.dump())) return true;
+  // The server ends a kept-alive connection after 1,000 requests (Keep-Alive: max=1000);
+  // like any HTTP client library, connect again and resend once.
+  conn.reset();
+  return conn.connect(g_http_port) && conn.post("/queue/submit", body.dump());
 }
 
 }  // namespace
@@ -162,6 +258,25 @@ int main(int argc, char** argv) {
                   s.p50_us, s.p99_us, s.per_second, s.p50_us / e.p50_us);
     }
     if (sync == "normal") {
+      // B2-HTTP: the same submissions over kept-alive HTTP beside gRPC, 1 and 64 clients.
+      g_http_port = d.http_port;
+      for (int clients : {1, 64}) {
+        g_run++;
+        std::vector<std::size_t> grpc_counts, http_counts;
+        auto g = load(d, clients, seconds, submit, &grpc_counts);
+        g_run++;
+        auto h = load(d, clients, seconds, httpSubmit, &http_counts);
+        const auto [lo, hi] = std::minmax_element(http_counts.begin(), http_counts.end());
+        result["http_" + std::to_string(clients)] = {
+            {"grpc_submit", dspy::bench::toJson(g)}, {"http_submit", dspy::bench::toJson(h)},
+            {"p50_ratio_http_over_grpc", h.p50_us / g.p50_us},
+            {"http_requests_per_client_min", *lo}, {"http_requests_per_client_max", *hi}};
+        std::printf("%-8s %-7d %-22s %10.0f %10.0f %12.0f\n", sync.c_str(), clients, "SubmitTask (gRPC)", g.p50_us,
+                    g.p99_us, g.per_second);
+        std::printf("%-8s %-7d %-22s %10.0f %10.0f %12.0f   p50 ratio %.2f; per client %zu..%zu requests\n",
+                    sync.c_str(), clients, "POST /queue/submit", h.p50_us, h.p99_us, h.per_second, h.p50_us / g.p50_us,
+                    *lo, *hi);
+      }
       g_run++;
       g_class = "hold";
       auto h = load(d, 16, seconds, submit);
@@ -175,6 +290,7 @@ int main(int argc, char** argv) {
     result[sync + "_rss_peak_mb"] = hwm;
     std::printf("orchestrator RSS (%s store): %.1f MB now, %.1f MB peak\n", sync.c_str(), rss, hwm);
   }
+  result["failed_calls"] = g_failures.load();
   dspy::bench::writeJson(out, result);
-  return 0;
+  return g_failures.load() == 0 ? 0 : 1;
 }

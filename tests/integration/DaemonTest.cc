@@ -276,6 +276,10 @@ TEST_CASE("SIGTERM stops a daemon within 2 s, telling systemd READY, WATCHDOG, t
       d.waitServing();
       REQUIRE(notify.waitFor("READY=1", 5s));
       CHECK(notify.waitFor("WATCHDOG=1", 2s));
+      // An idle kept-alive HTTP client (a Prometheus, a requests.Session) does not hold
+      // the stop up.
+      const int idle = dspy::test::openIdleKeptAliveConnection(std::stoi(d.httpAddr().substr(d.httpAddr().rfind(':') + 1)));
+      REQUIRE(idle >= 0);
       const auto t0 = std::chrono::steady_clock::now();
       d.proc().signal(SIGTERM);
       const auto code = d.proc().waitExit(5s);
@@ -284,6 +288,7 @@ TEST_CASE("SIGTERM stops a daemon within 2 s, telling systemd READY, WATCHDOG, t
       CHECK(*code == 0);
       CHECK(took < 2s);
       CHECK(notify.waitFor("STOPPING=1", 1s));
+      ::close(idle);
     }
   }
 }

@@ -1,6 +1,11 @@
 // httplib-backed test client.
 #include "tests/support/Http.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <httplib.h>
 
 namespace dspy::test {
@@ -32,6 +37,25 @@ HttpResult httpRequest(const std::string& method, const std::string& host_port, 
   out.content_type = res->get_header_value("Content-Type");
   out.allow = res->get_header_value("Allow");
   return out;
+}
+
+int openIdleKeptAliveConnection(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+  char buf[2048];
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::send(fd, req.data(), req.size(), 0) != static_cast<ssize_t>(req.size()) || ::recv(fd, buf, sizeof buf, 0) <= 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 }  // namespace dspy::test

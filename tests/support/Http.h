@@ -23,6 +23,10 @@ struct HttpClientOptions {
 
 HttpResult httpRequest(const std::string& method, const std::string& host_port, const std::string& path,
                        const std::string& body = "", const HttpClientOptions& options = {});
+// Opens a kept-alive HTTP/1.1 connection to 127.0.0.1:port, has one GET `path` answered
+// on it and leaves it open and idle; returns the socket (the caller closes it).
+int openIdleKeptAliveConnection(int port, const std::string& path = "/health");
+
 inline HttpResult httpGet(const std::string& host_port, const std::string& path, const HttpClientOptions& o = {}) {
   return httpRequest("GET", host_port, path, "", o);
 }

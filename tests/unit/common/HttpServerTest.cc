@@ -1,10 +1,10 @@
 // The HTTP listener: /metrics format, auth, JSON errors, body limit, handler failures.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <memory>
 #include <vector>
 #include <nlohmann/json.hpp>
 
@@ -120,35 +120,29 @@ TEST_CASE("a known path with the wrong method is 405 with an Allow header; an un
   CHECK(httpGet(f.addr, "/items/ABC").status == 404);  // the pattern does not match
 }
 
-namespace {
-
-// A kept-alive HTTP/1.1 connection that has had one answer and stays open, idle.
-int idleKeptAliveConnection(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  const std::string req = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
-  REQUIRE(::send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size()));
-  char buf[1024];
-  REQUIRE(::recv(fd, buf, sizeof buf, 0) > 0);
-  return fd;
-}
-
-}  // namespace
-
 TEST_CASE("idle kept-alive connections do not starve new clients", "[http]") {
   Fixture f;
   // More idle kept-alive clients than a fixed pool of 8 threads would serve.
   std::vector<int> idle;
-  for (int i = 0; i < 24; ++i) idle.push_back(idleKeptAliveConnection(f.server.port()));
+  for (int i = 0; i < 24; ++i) idle.push_back(dspy::test::openIdleKeptAliveConnection(f.server.port()));
+  for (int fd : idle) REQUIRE(fd >= 0);
   // A new client is answered while all of them stay connected (the test client gives
   // up after 5 s; the keep-alive timeout is 5 s too, so waiting it out would not pass).
   auto r = httpGet(f.addr, "/health");
   CHECK(r.connected);
   CHECK(r.status == 200);
   for (int fd : idle) ::close(fd);
+}
+
+TEST_CASE("stop does not wait for idle kept-alive clients", "[http]") {
+  auto f = std::make_unique<Fixture>();
+  const int fd = dspy::test::openIdleKeptAliveConnection(f->server.port());
+  REQUIRE(fd >= 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  f->server.stop();
+  // The keep-alive timeout is 5 s; a stop that waited for the client would take that long.
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+  char c;
+  CHECK(::recv(fd, &c, 1, 0) == 0);  // the server closed its side
+  ::close(fd);
 }
