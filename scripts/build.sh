@@ -5,6 +5,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 preset="${1:-release}"
 cd "$ROOT"
+# Clones in other folders (CI's clean clone) share the compiler cache: paths below the
+# tree are hashed relative to it.
+export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1
 log "configuring preset $preset"
 cmake --preset "$preset" >"$STATE/logs/cmake-$preset.log" 2>&1 || { cat "$STATE/logs/cmake-$preset.log" >&2; exit 1; }
 log "building preset $preset"
