@@ -9,18 +9,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import ctypes
+# Nothing here forks a process that goes on using gRPC; its fork handlers only risk hangs.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-import grpc
+import grpc  # noqa: E402
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _die_with_parent():
-    """Runs in the child before exec: a daemon must not outlive a crashed test run."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+# A daemon must not outlive a crashed test run: setpriv gives it SIGKILL when pytest
+# dies, then execs it (same PID). Not a Python pre-exec hook: that makes Python fork and
+# run gRPC's fork handlers, which deadlocked this process once (seen in a CI run).
+_DIE_WITH_PARENT = ["/usr/bin/setpriv", "--pdeathsig", "KILL"]
 
 
 def _free_port():
@@ -73,17 +74,15 @@ class Daemon:
         self.config = config
         self.binary = str(Path(build) / binary)
         self.env = dict(os.environ, **(env or {}))
-        self.proc = subprocess.Popen([self.binary, "--config", str(config)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env,
-                                     preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(_DIE_WITH_PARENT + [self.binary, "--config", str(config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
 
     def restart(self, kill_signal=signal.SIGTERM):
         """Stops the process (SIGTERM, or SIGKILL to simulate a crash) and starts it again."""
         self.proc.send_signal(kill_signal)
         self.proc.wait(timeout=10)
-        self.proc = subprocess.Popen([self.binary, "--config", str(self.config)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env,
-                                     preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(_DIE_WITH_PARENT + [self.binary, "--config", str(self.config)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         self.wait_serving()
 
     def log_text(self):
