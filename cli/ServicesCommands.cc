@@ -1,5 +1,6 @@
 // env-manager client commands for operators.
 #include "cli/ServicesCommands.h"
+#include "common/Text.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -178,10 +179,9 @@ int servicesCommand(const std::vector<std::string>& args) {
     const auto& a = args[i];
     auto number = [&](int* out) {
       if (i + 1 >= args.size()) return false;
-      char* end = nullptr;
-      const long v = std::strtol(args[i + 1].c_str(), &end, 10);
-      if (*end != '\0' || v < 0 || v > 1'000'000) return false;
-      *out = static_cast<int>(v);
+      auto v = dspy::parseInt(args[i + 1], 0, 1'000'000);
+      if (!v) return false;
+      *out = static_cast<int>(*v);
       ++i;
       return true;
     };

@@ -1,5 +1,6 @@
 // Orchestrator task commands for operators.
 #include "cli/TasksCommands.h"
+#include "common/Text.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -207,10 +208,9 @@ int tasksCommand(const std::vector<std::string>& args) {
     auto number = [&](int* out, long min) {
       std::string text;
       if (!value(&text)) return false;
-      char* end = nullptr;
-      const long v = std::strtol(text.c_str(), &end, 10);
-      if (text.empty() || *end != '\0' || v < min || v > 1'000'000'000) return false;
-      *out = static_cast<int>(v);
+      auto v = dspy::parseInt(text, min, 1'000'000'000);
+      if (!v) return false;
+      *out = static_cast<int>(*v);
       return true;
     };
     bool ok = true;

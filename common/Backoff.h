@@ -1,5 +1,6 @@
-// Backoff: exponential delays with jitter, shared by every retry loop of the project
-// (Docker reconnects, container restarts, env-manager link, Kafka, task retries).
+// Backoff: exponential delays with jitter for the daemons' reconnect and restart loops
+// (Docker's event stream, container restarts, ensure_services towards env-manager).
+// Task retries follow their class's RetryPolicy schedule (orchestrator/tasks/Task.h).
 #pragma once
 
 #include <chrono>

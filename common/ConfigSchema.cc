@@ -1,6 +1,8 @@
 // Declarative YAML config loading with precise errors.
 #include "common/ConfigSchema.h"
 
+#include "common/Text.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -27,10 +29,9 @@ std::string kindOf(const YAML::Node& n) {
 
 std::optional<std::string> parseInt(const std::string& text, std::int64_t min, std::int64_t max,
                                     std::int64_t* out) {
-  std::int64_t v = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (ec != std::errc() || ptr != end || text.empty()) return "expected an integer, got '" + text + "'";
+  auto parsed = dspy::parseInt(text);
+  if (!parsed) return "expected an integer, got '" + text + "'";
+  const std::int64_t v = *parsed;
   if (v < min || v > max) {
     return "value " + text + " is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]";
   }

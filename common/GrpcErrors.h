@@ -1,4 +1,5 @@
-// GrpcErrors: how an Error of ours becomes a gRPC status (one mapping for both daemons).
+// GrpcErrors: how an Error of ours becomes a gRPC status (one mapping for both daemons;
+// the HTTP mapping, httpCode, is in Result.h).
 #pragma once
 
 #include <grpcpp/support/status.h>
@@ -22,20 +23,5 @@ inline grpc::StatusCode grpcCode(ErrorKind kind) {
 }
 
 inline grpc::Status toGrpc(const Error& e) { return {grpcCode(e.kind), e.message}; }
-
-// The HTTP code for an error kind.
-inline int httpCode(ErrorKind kind) {
-  switch (kind) {
-    case ErrorKind::InvalidArgument: return 400;
-    case ErrorKind::NotFound: return 404;
-    case ErrorKind::AlreadyExists: return 409;
-    case ErrorKind::FailedPrecondition: return 409;
-    case ErrorKind::Unavailable: return 503;
-    case ErrorKind::Timeout: return 504;
-    case ErrorKind::Cancelled: return 499;
-    case ErrorKind::Internal: return 500;
-  }
-  return 500;
-}
 
 }  // namespace dspy

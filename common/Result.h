@@ -20,6 +20,21 @@ enum class ErrorKind {
   FailedPrecondition,
 };
 
+// The HTTP code for an error kind.
+inline int httpCode(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::InvalidArgument: return 400;
+    case ErrorKind::NotFound: return 404;
+    case ErrorKind::AlreadyExists: return 409;
+    case ErrorKind::FailedPrecondition: return 409;
+    case ErrorKind::Unavailable: return 503;
+    case ErrorKind::Timeout: return 504;
+    case ErrorKind::Cancelled: return 499;
+    case ErrorKind::Internal: return 500;
+  }
+  return 500;
+}
+
 struct Error {
   std::string message;
   ErrorKind kind = ErrorKind::Internal;

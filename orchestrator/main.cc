@@ -3,8 +3,10 @@
 
 #include "common/DaemonRuntime.h"
 #include "orchestrator/OrchestratorConfig.h"
+#include "orchestrator/api/HttpApi.h"
 #include "orchestrator/api/OrchestratorService.h"
-#include "orchestrator/executors/RemoteExecutors.h"
+#include "orchestrator/executors/ContainerExecutor.h"
+#include "orchestrator/executors/HttpExecutor.h"
 
 namespace {
 

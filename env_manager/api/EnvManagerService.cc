@@ -1,5 +1,6 @@
 // env_manager.v1 RPCs.
 #include "env_manager/api/EnvManagerService.h"
+#include "common/Clock.h"
 
 #include <spdlog/spdlog.h>
 
@@ -208,10 +209,7 @@ grpc::ServerWriteReactor<pb::HealthUpdate>* EnvManagerService::StreamHealth(grpc
             }
             if (!write(u)) return grpc::Status::OK;
           }
-          std::mutex m;
-          std::condition_variable_any cv;
-          std::unique_lock lock(m);
-          cv.wait_for(lock, stop, interval, [] { return false; });
+          Clock::real().sleepFor(interval, stop);
         }
         return grpc::Status::OK;
       });

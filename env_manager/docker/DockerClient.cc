@@ -1,5 +1,6 @@
 // Docker Engine API over libcurl.
 #include "env_manager/docker/DockerClient.h"
+#include "common/Clock.h"
 
 #include <curl/curl.h>
 
@@ -27,17 +28,13 @@ void curlGlobalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+// Percent-encoding of a query value or path segment, by libcurl (RFC 3986 unreserved
+// characters stay as they are).
 std::string urlEncode(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
+  char* escaped = curl_easy_escape(nullptr, s.data(), static_cast<int>(s.size()));
+  if (escaped == nullptr) throw std::bad_alloc();
+  std::string out(escaped);
+  curl_free(escaped);
   return out;
 }
 
@@ -573,11 +570,7 @@ Result<ExecResult> DockerClient::exec(const std::string& id, const std::vector<s
   };
   std::stop_source deadline_source;
   std::jthread timer([&, timeout](std::stop_token t) {
-    std::mutex mu;
-    std::condition_variable_any cv;
-    std::unique_lock lock(mu);
-    cv.wait_for(lock, t, timeout, [] { return false; });
-    if (!t.stop_requested()) deadline_source.request_stop();  // the deadline passed first
+    if (Clock::real().sleepFor(timeout, t)) deadline_source.request_stop();  // the deadline passed first
   });
   std::string error_body;
   auto r = stream("exec_start", "POST", "/exec/" + exec_id + "/start", json{{"Detach", false}, {"Tty", false}}.dump(),

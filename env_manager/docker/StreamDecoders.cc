@@ -1,6 +1,8 @@
 // Docker stream decoding.
 #include "env_manager/docker/StreamDecoders.h"
 
+#include "common/Text.h"
+
 #include <charconv>
 #include <ctime>
 
@@ -9,10 +11,9 @@ namespace {
 
 bool digits(std::string_view s, std::size_t pos, std::size_t n, int* out) {
   if (pos + n > s.size()) return false;
-  int v = 0;
-  auto [p, ec] = std::from_chars(s.data() + pos, s.data() + pos + n, v);
-  if (ec != std::errc() || p != s.data() + pos + n) return false;
-  *out = v;
+  auto v = parseInt(s.substr(pos, n), 0, INT32_MAX);
+  if (!v) return false;
+  *out = static_cast<int>(*v);
   return true;
 }
 

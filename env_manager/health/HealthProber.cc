@@ -1,4 +1,5 @@
-// Health probes over plain sockets (connect, HTTP/1.0 GET, RESP PING) with deadlines.
+// Health probes with deadlines: TCP connect and RESP PING over plain sockets, HTTP GET
+// through cpp-httplib.
 #include "env_manager/health/HealthProber.h"
 
 #include <arpa/inet.h>
@@ -7,6 +8,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <httplib.h>
 
 #include <cerrno>
 #include <cstring>
@@ -93,19 +96,20 @@ ProbeResult probeTcp(const std::string& host, int port, std::chrono::millisecond
 
 ProbeResult probeHttp(const std::string& host, int port, const std::string& path, std::chrono::milliseconds timeout) {
   const auto t0 = Clock::now();
-  const auto deadline = t0 + timeout;
-  Fd s;
-  std::string why = connectTo(s, host, port, deadline);
-  if (!why.empty()) return finish(false, why, t0);
-  const std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + host + "\r\nUser-Agent: dspy-env-manager\r\n\r\n";
-  if (!sendAll(s.fd, req, deadline)) return finish(false, "http: could not send the request", t0);
-  const std::string resp = readSome(s.fd, deadline, [](const std::string& r) { return r.find("\r\n") != std::string::npos; });
-  // "HTTP/1.x NNN reason"
-  if (resp.size() < 12 || resp.compare(0, 5, "HTTP/") != 0) return finish(false, "http: no HTTP answer", t0);
-  const auto sp = resp.find(' ');
-  const int code = std::atoi(resp.c_str() + sp + 1);
-  const std::string line = "http GET " + path + " -> " + std::to_string(code);
-  return finish(code >= 200 && code < 400, line, t0);
+  httplib::Client client(host == "localhost" ? "127.0.0.1" : host, port);
+  const auto secs = static_cast<time_t>(timeout.count() / 1000);
+  const auto usecs = static_cast<time_t>((timeout.count() % 1000) * 1000);
+  client.set_connection_timeout(secs, usecs);
+  client.set_read_timeout(secs, usecs);
+  client.set_write_timeout(secs, usecs);
+  client.set_keep_alive(false);
+  auto res = client.Get(path.c_str(), {{"User-Agent", "dspy-env-manager"}});
+  if (!res) {
+    return finish(false, "http GET " + host + ":" + std::to_string(port) + path + ": " + httplib::to_string(res.error()),
+                  t0);
+  }
+  const int code = res->status;
+  return finish(code >= 200 && code < 400, "http GET " + path + " -> " + std::to_string(code), t0);
 }
 
 ProbeResult probeRedis(const std::string& host, int port, std::chrono::milliseconds timeout) {

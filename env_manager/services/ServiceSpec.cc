@@ -1,6 +1,8 @@
 // Services file parsing and validation.
 #include "env_manager/services/ServiceSpec.h"
 
+#include "common/Text.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -77,10 +79,9 @@ Status parseStringMap(const YAML::Node& n, const std::string& file, const std::s
 }
 
 bool parsePort(const std::string& s, int* out) {
-  int v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v < 1 || v > 65535) return false;
-  *out = v;
+  auto v = parseInt(s, 1, 65535);
+  if (!v) return false;
+  *out = static_cast<int>(*v);
   return true;
 }
 
@@ -337,14 +338,6 @@ std::string findCycle(const ServicesFile& f) {
   return "";
 }
 
-std::uint64_t fnv1a(const std::string& s) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 }  // namespace
 
@@ -413,9 +406,7 @@ std::string ServiceSpec::definitionHash(const std::string& network) const {
                       {"grace", stop_grace_period.count()}, {"network", network}};
   for (const auto& p : ports) j["ports"].push_back({p.host_ip, p.host_port, p.container_port, p.protocol});
   for (const auto& v : volumes) j["volumes"].push_back({v.source, v.target, v.read_only});
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a(j.dump())));
-  return buf;
+  return StableHash().add(j.dump()).hex();
 }
 
 int ServiceSpec::hostPortFor(int container_port) const {

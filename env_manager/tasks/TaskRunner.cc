@@ -1,5 +1,7 @@
 // Task containers.
 #include "env_manager/tasks/TaskRunner.h"
+#include "common/Clock.h"
+#include "common/Text.h"
 
 #include <sys/sysinfo.h>
 #include <unistd.h>
@@ -33,16 +35,15 @@ std::vector<HardwareSummary::Gpu> parseNvidiaSmi(const std::string& csv) {
       f.push_back(b == std::string::npos ? "" : item.substr(b, e - b + 1));
     }
     if (f.size() < 4) continue;
-    try {
-      HardwareSummary::Gpu g;
-      g.index = std::stoi(f[0]);
-      g.name = f[1];
-      g.memory_bytes = std::stoll(f[2]) * 1024 * 1024;  // MiB
-      g.utilization_percent = f[3] == "[N/A]" ? 0 : std::stod(f[3]);
-      out.push_back(g);
-    } catch (const std::exception&) {
-      continue;
-    }
+    const auto index = parseInt(f[0], 0, 1024);
+    const auto mib = parseInt(f[2], 0, INT64_MAX / (1024 * 1024));
+    if (!index || !mib) continue;
+    HardwareSummary::Gpu g;
+    g.index = static_cast<int>(*index);
+    g.name = f[1];
+    g.memory_bytes = *mib * 1024 * 1024;
+    g.utilization_percent = f[3] == "[N/A]" ? 0 : std::strtod(f[3].c_str(), nullptr);
+    out.push_back(g);
   }
   return out;
 }
@@ -200,11 +201,7 @@ Result<TaskOutcome> TaskRunner::run(const std::string& task_id, const std::strin
   std::stop_source deadline;
   bool timed_out = false;
   std::jthread timer([&](std::stop_token st) {
-    std::mutex m;
-    std::condition_variable_any cv;
-    std::unique_lock lock(m);
-    cv.wait_for(lock, st, std::chrono::seconds(timeout), [] { return false; });
-    if (!st.stop_requested()) {
+    if (Clock::real().sleepFor(std::chrono::seconds(timeout), st)) {
       timed_out = true;
       (void)docker_.killContainer(id, "KILL");
     }

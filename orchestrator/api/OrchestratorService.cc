@@ -1,15 +1,16 @@
-// orchestrator.v1 RPCs and the HTTP task API.
+// orchestrator.v1 RPCs over the TaskEngine.
 #include "orchestrator/api/OrchestratorService.h"
 
 #include <prometheus/registry.h>
 
 #include <deque>
-#include <future>
 #include <unordered_map>
 #include <nlohmann/json.hpp>
 
 #include "common/GrpcErrors.h"
 #include "common/GrpcStream.h"
+#include "common/Text.h"
+#include "orchestrator/api/TaskViews.h"
 
 namespace dspy::orchestrator {
 namespace pb = ::orchestrator::v1;
@@ -19,12 +20,6 @@ grpc::ServerUnaryReactor* finishNow(grpc::CallbackServerContext* ctx, const grpc
   auto* r = ctx->DefaultReactor();
   r->Finish(status);
   return r;
-}
-
-double durationMs(const TaskRecord& t) {
-  if (t.started_ms == 0) return 0;
-  const auto end = t.finished_ms ? t.finished_ms : unixMillis();
-  return static_cast<double>(end - t.started_ms);
 }
 
 void fill(const TaskRecord& t, pb::TaskInfo* out) {
@@ -54,37 +49,6 @@ pb::TaskResult toResult(const TaskRecord& t) {
   r.set_attempts(t.attempts);
   r.set_class_(t.cls);
   return r;
-}
-
-nlohmann::json toJson(const TaskRecord& t) {
-  nlohmann::json j = {{"id", t.id},           {"class", t.cls},         {"status", toString(t.status)},
-                      {"priority", t.priority}, {"workflow_id", t.workflow_id}, {"attempts", t.attempts},
-                      {"payload", t.payload}, {"result", t.result},     {"error", t.error},
-                      {"submitted_at_ms", t.submitted_ms}, {"started_at_ms", t.started_ms},
-                      {"finished_at_ms", t.finished_ms}, {"duration_ms", durationMs(t)}};
-  return j;
-}
-
-Result<TaskFilter> makeFilter(const std::string& status, const std::string& cls, const std::string& workflow_id,
-                              std::int64_t limit, const std::string& token) {
-  TaskFilter f;
-  if (!status.empty()) {
-    f.status = parseTaskStatus(status);
-    if (!f.status) {
-      return Error{"unknown status '" + status + "' (pending, running, completed, failed, cancelled)",
-                   ErrorKind::InvalidArgument};
-    }
-  }
-  f.cls = cls;
-  f.workflow_id = workflow_id;
-  if (limit < 0 || limit > 1000) return Error{"page size must be between 0 and 1000", ErrorKind::InvalidArgument};
-  f.limit = limit == 0 ? 100 : static_cast<int>(limit);
-  if (!token.empty()) {
-    char* end = nullptr;
-    f.after_seq = std::strtoll(token.c_str(), &end, 10);
-    if (*end != '\0' || f.after_seq < 0) return Error{"bad page token '" + token + "'", ErrorKind::InvalidArgument};
-  }
-  return f;
 }
 
 }  // namespace
@@ -333,93 +297,6 @@ grpc::ServerUnaryReactor* OrchestratorService::ListTasks(grpc::CallbackServerCon
     resp->set_next_page_token(std::to_string(rows.value().back().seq));
   }
   return finishNow(ctx, grpc::Status::OK);
-}
-
-void registerHttpApi(HttpServer& http, TaskEngine& engine) {
-  http.route("POST", "/queue/submit", [&engine](const HttpRequest& req) {
-    auto j = nlohmann::json::parse(req.body, nullptr, false);
-    if (!j.is_object()) return HttpResponse::error(400, "body must be a JSON object");
-    SubmitRequest s;
-    auto str = [&](const char* key, std::string* out) -> bool {
-      if (!j.contains(key) || j[key].is_null()) return true;
-      if (!j[key].is_string()) return false;
-      *out = j[key].get<std::string>();
-      return true;
-    };
-    if (!str("id", &s.id)) return HttpResponse::error(400, "'id' must be a string");
-    if (!str("class", &s.cls)) return HttpResponse::error(400, "'class' must be a string");
-    if (!str("workflow_id", &s.workflow_id)) return HttpResponse::error(400, "'workflow_id' must be a string");
-    if (j.contains("priority")) {
-      if (!j["priority"].is_number_integer()) return HttpResponse::error(400, "'priority' must be an integer");
-      const auto p = j["priority"].get<std::int64_t>();
-      if (p < INT32_MIN || p > INT32_MAX) return HttpResponse::error(400, "'priority' is out of range");
-      s.priority = static_cast<int>(p);
-    }
-    if (j.contains("payload") && !j["payload"].is_null()) {
-      if (!j["payload"].is_object()) return HttpResponse::error(400, "'payload' must be a JSON object");
-      for (const auto& [k, v] : j["payload"].items()) s.payload[k] = v.is_string() ? v.get<std::string>() : v.dump();
-    }
-    std::promise<Result<std::string>> answer;
-    auto fut = answer.get_future();
-    engine.submit(std::move(s), [&answer](Result<std::string> r) { answer.set_value(std::move(r)); });
-    auto r = fut.get();
-    if (!r) return HttpResponse::error(httpCode(r.kind()), r.error());
-    HttpResponse resp;
-    resp.body = nlohmann::json{{"ok", true}, {"id", r.value()}}.dump();
-    return resp;
-  });
-  http.route("GET", "/queue/status", [&engine](const HttpRequest&) {
-    const QueueStats s = engine.stats();
-    nlohmann::json classes = nlohmann::json::object();
-    for (const auto& [name, c] : s.classes) {
-      classes[name] = {{"executor", c.executor}, {"limiter", c.limiter}, {"limit", c.limit},
-                       {"inflight", c.inflight}, {"queued", c.queued}, {"min_latency_ms", c.min_latency_ms}};
-    }
-    HttpResponse resp;
-    resp.body = nlohmann::json{{"pending", s.pending},     {"done", s.done},           {"submitted", s.submitted},
-                               {"processed", s.processed}, {"completed", s.completed}, {"failed", s.failed},
-                               {"cancelled", s.cancelled}, {"classes", classes}}
-                    .dump();
-    return resp;
-  });
-  http.route("GET", "/tasks/([^/]+)", [&engine](const HttpRequest& req) {
-    if (Status s = validateTaskId(req.matches[1]); !s.ok()) return HttpResponse::error(400, s.error());
-    auto t = engine.get(req.matches[1]);
-    if (!t) return HttpResponse::error(httpCode(t.kind()), t.error());
-    HttpResponse resp;
-    resp.body = toJson(t.value()).dump();
-    return resp;
-  });
-  http.route("POST", "/tasks/([^/]+)/cancel", [&engine](const HttpRequest& req) {
-    if (Status s = validateTaskId(req.matches[1]); !s.ok()) return HttpResponse::error(400, s.error());
-    if (Status s = engine.cancel(req.matches[1]); !s.ok()) return HttpResponse::error(httpCode(s.kind()), s.error());
-    auto t = engine.get(req.matches[1]);
-    HttpResponse resp;
-    resp.body = nlohmann::json{{"ok", true}, {"status", t ? toString(t.value().status) : ""}}.dump();
-    return resp;
-  });
-  http.route("GET", "/tasks", [&engine](const HttpRequest& req) {
-    std::int64_t limit = 0;
-    if (auto l = req.param("limit")) {
-      char* end = nullptr;
-      limit = std::strtoll(l->c_str(), &end, 10);
-      if (l->empty() || *end != '\0') return HttpResponse::error(400, "limit must be an integer");
-    }
-    auto f = makeFilter(req.param("status").value_or(""), req.param("class").value_or(""),
-                        req.param("workflow_id").value_or(""), limit, req.param("page_token").value_or(""));
-    if (!f) return HttpResponse::error(400, f.error());
-    auto rows = engine.list(f.value());
-    if (!rows) return HttpResponse::error(httpCode(rows.kind()), rows.error());
-    nlohmann::json items = nlohmann::json::array();
-    for (const auto& t : rows.value()) items.push_back(toJson(t));
-    nlohmann::json body = {{"items", items}};
-    if (static_cast<int>(rows.value().size()) == f.value().limit) {
-      body["next_page_token"] = std::to_string(rows.value().back().seq);
-    }
-    HttpResponse resp;
-    resp.body = body.dump();
-    return resp;
-  });
 }
 
 }  // namespace dspy::orchestrator

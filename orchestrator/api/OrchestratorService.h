@@ -1,5 +1,5 @@
-// OrchestratorService: the orchestrator.v1 gRPC service and the HTTP API on port 9097,
-// both thin layers over the TaskEngine.
+// OrchestratorService: the orchestrator.v1 gRPC service, a thin layer over the
+// TaskEngine (the HTTP API is in HttpApi.h).
 #pragma once
 
 #include <chrono>
@@ -8,7 +8,7 @@
 
 #include "common/DaemonRuntime.h"
 #include "orchestrator/envmanager/EnvManagerClient.h"
-#include "orchestrator/executors/RemoteExecutors.h"
+#include "orchestrator/executors/HttpExecutor.h"
 #include "orchestrator/scheduler/TaskEngine.h"
 #include "orchestrator/v1/orchestrator.grpc.pb.h"
 
@@ -57,9 +57,6 @@ class OrchestratorService final : public ::orchestrator::v1::OrchestratorService
   EnvManagerClient* env_manager_;
   Metrics& metrics_;
 };
-
-// Registers /queue/submit, /queue/status, /tasks, /tasks/{id}, /tasks/{id}/cancel.
-void registerHttpApi(HttpServer& http, TaskEngine& engine);
 
 // The flat name -> value view of the registry that GetMetrics answers with: a series
 // without labels under its name, a labelled one as name{k="v",...} and, summed over

@@ -1,5 +1,6 @@
 // The env-manager link.
 #include "orchestrator/envmanager/EnvManagerClient.h"
+#include "common/Clock.h"
 
 #include <spdlog/spdlog.h>
 
@@ -129,12 +130,6 @@ void EnvManagerClient::addAuth(grpc::ClientContext& ctx) const {
 void EnvManagerClient::ensure(std::stop_token stop) {
   auto stub = env_manager::v1::EnvManagerService::NewStub(channel_);
   Backoff backoff(BackoffPolicy{.initial = std::chrono::milliseconds(500), .max = std::chrono::milliseconds(30'000)});
-  std::mutex m;
-  std::condition_variable_any cv;
-  auto wait = [&](std::chrono::milliseconds d) {
-    std::unique_lock lock(m);
-    return !cv.wait_for(lock, stop, d, [] { return false; });
-  };
   std::string list;
   for (const auto& s : cfg_.ensure_services) list += (list.empty() ? "" : ", ") + s;
   while (!stop.stop_requested()) {
@@ -166,7 +161,7 @@ void EnvManagerClient::ensure(std::stop_token stop) {
       services_ = "failed (" + st.error_message() + "), retrying";
     }
     spdlog::warn("env-manager could not start {}: {}; retrying in {} ms", list, st.error_message(), delay.count());
-    if (!wait(delay)) return;
+    if (!Clock::real().sleepFor(delay, stop)) return;
   }
 }
 

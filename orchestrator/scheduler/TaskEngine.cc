@@ -2,6 +2,8 @@
 // recovery, watchers.
 #include "orchestrator/scheduler/TaskEngine.h"
 
+#include "common/Text.h"
+
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -18,30 +20,6 @@ const prometheus::Histogram::BucketBoundaries kLatencyBuckets{0.0005, 0.001, 0.0
                                                               300,    900,   3600};
 
 }  // namespace
-
-std::deque<TaskRecord> TaskWatch::next(std::stop_token stop) {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, stop, [this] { return !changes_.empty(); });
-  std::deque<TaskRecord> out;
-  out.swap(changes_);
-  return out;
-}
-
-std::deque<TaskRecord> TaskWatch::next(std::stop_token stop, std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock lock(mu_);
-  cv_.wait_until(lock, stop, deadline, [this] { return !changes_.empty(); });
-  std::deque<TaskRecord> out;
-  out.swap(changes_);
-  return out;
-}
-
-void TaskWatch::push(const TaskRecord& t) {
-  {
-    std::lock_guard lock(mu_);
-    changes_.push_back(t);
-  }
-  cv_.notify_one();
-}
 
 TaskEngine::TaskEngine(EngineConfig cfg, TaskStore& store, Executors executors, Clock& clock, Metrics* metrics)
     : cfg_(std::move(cfg)), store_(store), clock_(clock), metrics_(metrics) {
@@ -242,9 +220,7 @@ Status TaskEngine::validateRequest(SubmitRequest& req, Payload* expanded) const 
   auto p = expandPayload(req.payload);
   if (!p) return p.fullError();
   if (auto t = p.value().find("timeout_seconds"); t != p.value().end()) {
-    char* end = nullptr;
-    const long v = std::strtol(t->second.c_str(), &end, 10);
-    if (t->second.empty() || *end != '\0' || v <= 0) {
+    if (!parseInt(t->second, 1)) {
       return Error{"payload timeout_seconds must be a positive integer, got '" + t->second + "'",
                    ErrorKind::InvalidArgument};
     }
@@ -392,7 +368,9 @@ void TaskEngine::dispatchLocked(ClassState& cs) {
     req.attempt = e.rec.attempts;
     req.timeout = cs.cfg.timeout;
     if (auto t = req.payload.find("timeout_seconds"); t != req.payload.end()) {
-      req.timeout = std::min(req.timeout, std::chrono::milliseconds(std::strtoll(t->second.c_str(), nullptr, 10) * 1000));
+      // Validated at submission: a positive integer; capped so that seconds * 1000 fits.
+      const auto secs = parseInt(t->second, 1, INT64_MAX / 1000).value_or(INT64_MAX / 1000);
+      req.timeout = std::min(req.timeout, std::chrono::milliseconds(secs * 1000));
     }
     ++running_threads_;
     // The attempt starts only once "running, attempt N" is durable: a crash can then

@@ -23,6 +23,7 @@
 #include "orchestrator/executors/Executor.h"
 #include "orchestrator/scheduler/Limiter.h"
 #include "orchestrator/scheduler/RecentWindow.h"
+#include "orchestrator/scheduler/TaskWatch.h"
 #include "orchestrator/scheduler/WorkerPool.h"
 #include "orchestrator/store/TaskStore.h"
 
@@ -86,24 +87,6 @@ struct QueueStats {
   std::int64_t failed = 0;
   std::int64_t cancelled = 0;
   std::map<std::string, ClassStats> classes;
-};
-
-// A subscription to task changes; the engine pushes, a stream pops.
-class TaskWatch {
- public:
-  explicit TaskWatch(std::set<std::string> ids) : ids_(std::move(ids)) {}
-  // Waits for changes until `stop`; returns what arrived (empty when stopped).
-  std::deque<TaskRecord> next(std::stop_token stop);
-  // The same, but returns (maybe empty) once `deadline` passes.
-  std::deque<TaskRecord> next(std::stop_token stop, std::chrono::steady_clock::time_point deadline);
-  bool wants(const std::string& id) const { return ids_.empty() || ids_.count(id); }
-  void push(const TaskRecord& t);
-
- private:
-  std::set<std::string> ids_;
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  std::deque<TaskRecord> changes_;
 };
 
 class TaskEngine {

@@ -1,7 +1,7 @@
 // The in-memory TaskStore (tests and benchmark baselines).
 #include <algorithm>
 
-#include "orchestrator/store/TaskStore.h"
+#include "orchestrator/store/MemoryTaskStore.h"
 
 namespace dspy::orchestrator {
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <iterator>
 #include <cstring>
 #include <unordered_map>
 #include <nlohmann/json.hpp>
@@ -17,7 +18,18 @@ namespace {
 // Version 1. Tables beyond `tasks` are filled by the workflow engine, the Slurm
 // integration and the event relay; they are created now so that those parts extend
 // the schema instead of rewriting it.
-constexpr const char* kSchema = R"sql(
+// The schema as a list of migrations: a database at user_version N gets every migration
+// above N, each in one transaction with its version. Later parts (workflows, Slurm jobs,
+// the event outbox) add theirs here. Databases created before this list existed are at
+// version 1 and may hold empty draft tables named workflows, workflow_versions,
+// workflow_runs, slurm_jobs and outbox that nothing used: a migration that creates one of
+// those names drops the draft first.
+struct Migration {
+  int version;
+  const char* sql;
+};
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
   seq INTEGER PRIMARY KEY,
@@ -25,8 +37,6 @@ CREATE TABLE IF NOT EXISTS tasks (
   class TEXT NOT NULL,
   priority INTEGER NOT NULL DEFAULT 0,
   workflow_id TEXT NOT NULL DEFAULT '',
-  run_id TEXT NOT NULL DEFAULT '',
-  step_id TEXT NOT NULL DEFAULT '',
   payload TEXT NOT NULL,
   request_hash TEXT NOT NULL,
   status TEXT NOT NULL,
@@ -37,30 +47,10 @@ CREATE TABLE IF NOT EXISTS tasks (
   started_ms INTEGER NOT NULL DEFAULT 0,
   finished_ms INTEGER NOT NULL DEFAULT 0,
   not_before_ms INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS workflows (
-  id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
-  tenant TEXT NOT NULL DEFAULT '', version INTEGER NOT NULL DEFAULT 1, spec TEXT NOT NULL,
-  created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS workflow_versions (
-  workflow_id TEXT NOT NULL, version INTEGER NOT NULL, spec TEXT NOT NULL, updated_ms INTEGER NOT NULL,
-  PRIMARY KEY (workflow_id, version));
-CREATE TABLE IF NOT EXISTS workflow_runs (
-  id TEXT PRIMARY KEY, workflow_id TEXT NOT NULL, workflow_version INTEGER NOT NULL,
-  idempotency_key TEXT NOT NULL DEFAULT '', status TEXT NOT NULL, input TEXT NOT NULL DEFAULT '{}',
-  metadata TEXT NOT NULL DEFAULT '{}', steps TEXT NOT NULL DEFAULT '[]',
-  created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, completed_ms INTEGER NOT NULL DEFAULT 0);
-CREATE UNIQUE INDEX IF NOT EXISTS workflow_runs_idem ON workflow_runs(workflow_id, idempotency_key)
-  WHERE idempotency_key <> '';
-CREATE TABLE IF NOT EXISTS slurm_jobs (
-  task_id TEXT PRIMARY KEY, job_id TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
-  script TEXT NOT NULL DEFAULT '', submit_ms INTEGER NOT NULL DEFAULT 0, start_ms INTEGER NOT NULL DEFAULT 0,
-  end_ms INTEGER NOT NULL DEFAULT 0, exit_code INTEGER, error TEXT NOT NULL DEFAULT '');
-CREATE TABLE IF NOT EXISTS outbox (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
-  resource_id TEXT NOT NULL DEFAULT '', body TEXT NOT NULL, created_ns INTEGER NOT NULL,
-  delivered_ns INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS outbox_undelivered ON outbox(seq) WHERE delivered_ns = 0;
-)sql";
+)sql"},
+};
+static_assert(kMigrations[std::size(kMigrations) - 1].version == SqliteTaskStore::kSchemaVersion,
+              "kSchemaVersion is the last migration's version");
 
 constexpr const char* kColumns =
     "seq, id, class, priority, workflow_id, payload, request_hash, status, attempts, result, error, "
@@ -181,11 +171,16 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::open(const std::string
                      std::to_string(kSchemaVersion) + ": upgrade the orchestrator",
                  ErrorKind::FailedPrecondition};
   }
-  if (Status s = exec(writer, std::string("BEGIN;") + kSchema + "PRAGMA user_version=" +
-                                  std::to_string(kSchemaVersion) + ";COMMIT;");
-      !s.ok()) {
-    sqlite3_close_v2(writer);
-    return Error{path + ": " + s.error(), ErrorKind::Internal};
+  for (const auto& m : kMigrations) {
+    if (m.version <= current) continue;
+    if (Status s = exec(writer, std::string("BEGIN;") + m.sql + "PRAGMA user_version=" + std::to_string(m.version) +
+                                    ";COMMIT;");
+        !s.ok()) {
+      (void)exec(writer, "ROLLBACK;");
+      sqlite3_close_v2(writer);
+      return Error{path + ": schema migration to version " + std::to_string(m.version) + " failed: " + s.error(),
+                   ErrorKind::Internal};
+    }
   }
   auto r = openDb(path, mode);
   if (!r) {

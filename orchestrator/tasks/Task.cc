@@ -1,6 +1,8 @@
 // Task status names, id rules, request identity and the retry schedule.
 #include "orchestrator/tasks/Task.h"
 
+#include "common/Text.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -64,24 +66,11 @@ std::string generateTaskId() {
 }
 
 std::string requestHash(const std::string& cls, const Payload& payload, int priority, const std::string& workflow_id) {
-  // FNV-1a over a length-prefixed encoding: unambiguous and stable across versions
-  // (std::hash is not).
-  std::uint64_t h = 1469598103934665603ULL;
-  auto mix = [&h](const std::string& s) {
-    const std::string len = std::to_string(s.size()) + ":";
-    for (char c : len) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
-    for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
-  };
-  mix(cls);
-  mix(std::to_string(priority));
-  mix(workflow_id);
-  for (const auto& [k, v] : payload) {
-    mix(k);
-    mix(v);
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-  return buf;
+  // Length-prefixed fields: unambiguous, and stable across versions and machines.
+  StableHash h;
+  h.addField(cls).addField(std::to_string(priority)).addField(workflow_id);
+  for (const auto& [k, v] : payload) h.addField(k).addField(v);
+  return h.hex();
 }
 
 std::chrono::milliseconds retryDelay(const RetryPolicy& policy, int next_attempt) {

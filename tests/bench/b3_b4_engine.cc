@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "orchestrator/store/MemoryTaskStore.h"
 #include "orchestrator/scheduler/TaskEngine.h"
 #include "orchestrator/store/SqliteTaskStore.h"
 #include "tests/bench/BenchStats.h"

@@ -6,6 +6,7 @@
 #include <future>
 #include <mutex>
 
+#include "orchestrator/store/MemoryTaskStore.h"
 #include "orchestrator/scheduler/TaskEngine.h"
 #include "tests/support/Process.h"
 

@@ -1,29 +1,13 @@
-// Executors that hand the task to another service: `container` (env-manager's
-// ExecuteTask over gRPC) and `http` (POST {ENV_RUNNER_URL}/tasks/execute, the old
-// runner's API).
+// HttpExecutor: hands a task to the env-runner over HTTP (POST {ENV_RUNNER_URL}/tasks/execute),
+// the old orchestrator's way of running every task.
 #pragma once
 
 #include <mutex>
 #include <string>
 
-#include "orchestrator/envmanager/EnvManagerClient.h"
 #include "orchestrator/executors/Executor.h"
 
 namespace dspy::orchestrator {
-
-class ContainerExecutor final : public Executor {
- public:
-  // `workload_class` is the env-manager class the tasks run under.
-  ContainerExecutor(EnvManagerClient& client, std::string workload_class)
-      : client_(client), workload_class_(std::move(workload_class)) {}
-  std::string kind() const override { return "container"; }
-  Status validate(const Payload& payload) const override;
-  ExecOutcome execute(const ExecRequest& req, std::stop_token cancel) override;
-
- private:
-  EnvManagerClient& client_;
-  std::string workload_class_;
-};
 
 // The old env-runner's API. Request body: {"id", "class", "payload": {...}, "task_id",
 // "attempt"}. Answer: 2xx is success unless it carries "success"/"ok": false or an

@@ -1,0 +1,99 @@
+// HTTP task API: JSON in and out, the same rules and messages as the gRPC service.
+#include "orchestrator/api/HttpApi.h"
+
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "common/Text.h"
+#include "orchestrator/api/TaskViews.h"
+
+namespace dspy::orchestrator {
+
+void registerHttpApi(HttpServer& http, TaskEngine& engine) {
+  http.route("POST", "/queue/submit", [&engine](const HttpRequest& req) {
+    auto j = nlohmann::json::parse(req.body, nullptr, false);
+    if (!j.is_object()) return HttpResponse::error(400, "body must be a JSON object");
+    SubmitRequest s;
+    auto str = [&](const char* key, std::string* out) -> bool {
+      if (!j.contains(key) || j[key].is_null()) return true;
+      if (!j[key].is_string()) return false;
+      *out = j[key].get<std::string>();
+      return true;
+    };
+    if (!str("id", &s.id)) return HttpResponse::error(400, "'id' must be a string");
+    if (!str("class", &s.cls)) return HttpResponse::error(400, "'class' must be a string");
+    if (!str("workflow_id", &s.workflow_id)) return HttpResponse::error(400, "'workflow_id' must be a string");
+    if (j.contains("priority")) {
+      if (!j["priority"].is_number_integer()) return HttpResponse::error(400, "'priority' must be an integer");
+      const auto p = j["priority"].get<std::int64_t>();
+      if (p < INT32_MIN || p > INT32_MAX) return HttpResponse::error(400, "'priority' is out of range");
+      s.priority = static_cast<int>(p);
+    }
+    if (j.contains("payload") && !j["payload"].is_null()) {
+      if (!j["payload"].is_object()) return HttpResponse::error(400, "'payload' must be a JSON object");
+      for (const auto& [k, v] : j["payload"].items()) s.payload[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    }
+    std::promise<Result<std::string>> answer;
+    auto fut = answer.get_future();
+    engine.submit(std::move(s), [&answer](Result<std::string> r) { answer.set_value(std::move(r)); });
+    auto r = fut.get();
+    if (!r) return HttpResponse::error(httpCode(r.kind()), r.error());
+    HttpResponse resp;
+    resp.body = nlohmann::json{{"ok", true}, {"id", r.value()}}.dump();
+    return resp;
+  });
+  http.route("GET", "/queue/status", [&engine](const HttpRequest&) {
+    const QueueStats s = engine.stats();
+    nlohmann::json classes = nlohmann::json::object();
+    for (const auto& [name, c] : s.classes) {
+      classes[name] = {{"executor", c.executor}, {"limiter", c.limiter}, {"limit", c.limit},
+                       {"inflight", c.inflight}, {"queued", c.queued}, {"min_latency_ms", c.min_latency_ms}};
+    }
+    HttpResponse resp;
+    resp.body = nlohmann::json{{"pending", s.pending},     {"done", s.done},           {"submitted", s.submitted},
+                               {"processed", s.processed}, {"completed", s.completed}, {"failed", s.failed},
+                               {"cancelled", s.cancelled}, {"classes", classes}}
+                    .dump();
+    return resp;
+  });
+  http.route("GET", "/tasks/([^/]+)", [&engine](const HttpRequest& req) {
+    if (Status s = validateTaskId(req.matches[1]); !s.ok()) return HttpResponse::error(400, s.error());
+    auto t = engine.get(req.matches[1]);
+    if (!t) return HttpResponse::error(httpCode(t.kind()), t.error());
+    HttpResponse resp;
+    resp.body = toJson(t.value()).dump();
+    return resp;
+  });
+  http.route("POST", "/tasks/([^/]+)/cancel", [&engine](const HttpRequest& req) {
+    if (Status s = validateTaskId(req.matches[1]); !s.ok()) return HttpResponse::error(400, s.error());
+    if (Status s = engine.cancel(req.matches[1]); !s.ok()) return HttpResponse::error(httpCode(s.kind()), s.error());
+    auto t = engine.get(req.matches[1]);
+    HttpResponse resp;
+    resp.body = nlohmann::json{{"ok", true}, {"status", t ? toString(t.value().status) : ""}}.dump();
+    return resp;
+  });
+  http.route("GET", "/tasks", [&engine](const HttpRequest& req) {
+    std::int64_t limit = 0;
+    if (auto l = req.param("limit")) {
+      auto v = parseInt(*l);
+      if (!v) return HttpResponse::error(400, "limit must be an integer");
+      limit = *v;
+    }
+    auto f = makeFilter(req.param("status").value_or(""), req.param("class").value_or(""),
+                        req.param("workflow_id").value_or(""), limit, req.param("page_token").value_or(""));
+    if (!f) return HttpResponse::error(400, f.error());
+    auto rows = engine.list(f.value());
+    if (!rows) return HttpResponse::error(httpCode(rows.kind()), rows.error());
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& t : rows.value()) items.push_back(toJson(t));
+    nlohmann::json body = {{"items", items}};
+    if (static_cast<int>(rows.value().size()) == f.value().limit) {
+      body["next_page_token"] = std::to_string(rows.value().back().seq);
+    }
+    HttpResponse resp;
+    resp.body = body.dump();
+    return resp;
+  });
+}
+
+}  // namespace dspy::orchestrator
