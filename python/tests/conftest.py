@@ -2,6 +2,7 @@
 
 import os
 import signal
+import random
 import socket
 import subprocess
 import sys
@@ -25,9 +26,17 @@ _DIE_WITH_PARENT = ["/usr/bin/setpriv", "--pdeathsig", "KILL"]
 
 
 def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range (32768-60999): an outgoing
+    connection cannot take it between this check and the daemon's bind."""
+    for _ in range(1000):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 @pytest.fixture(scope="session")

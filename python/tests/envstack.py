@@ -3,6 +3,7 @@ stack on free ports (so tests never collide with each other, a demo, or the test
 broker), and small Docker CLI wrappers."""
 
 import json
+import random
 import socket
 import subprocess
 import tempfile
@@ -20,9 +21,17 @@ DOCKER = "/usr/bin/docker"
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range (32768-60999): an outgoing
+    connection cannot take it between this check and the daemon's bind."""
+    for _ in range(1000):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32000")
 
 
 def local_stack(changes=None):

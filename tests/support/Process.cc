@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -93,17 +95,27 @@ std::string ChildProcess::log() const {
   return ss.str();
 }
 
+// A port below the kernel's ephemeral range (32768-60999 here), so that no outgoing
+// connection of a parallel test can take it between this check and the daemon's bind
+// (that happened with ports picked by binding port 0); chosen at random among the
+// free ones so that parallel tests rarely pick the same.
 int freePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
+  static std::mutex mu;
+  static std::mt19937 rng(std::random_device{}());
+  std::lock_guard lock(mu);
+  std::uniform_int_distribution<int> pick(20000, 32000);
+  for (int tries = 0; tries < 1000; ++tries) {
+    const int port = pick(rng);
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(port));
+    const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    close(fd);
+    if (ok) return port;
+  }
+  return 0;
 }
 
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
