@@ -49,11 +49,28 @@ int openIdleKeptAliveConnection(int port, const std::string& path) {
   timeval tv{5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   const std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
-  char buf[2048];
   if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::send(fd, req.data(), req.size(), 0) != static_cast<ssize_t>(req.size()) || ::recv(fd, buf, sizeof buf, 0) <= 0) {
+      ::send(fd, req.data(), req.size(), 0) != static_cast<ssize_t>(req.size())) {
     ::close(fd);
     return -1;
+  }
+  // Read the whole answer (it may come in several pieces), so that nothing of it is
+  // left for the caller to mistake for later traffic.
+  std::string got;
+  char buf[2048];
+  std::size_t need = std::string::npos;
+  while (need == std::string::npos || got.size() < need) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      ::close(fd);
+      return -1;
+    }
+    got.append(buf, static_cast<std::size_t>(n));
+    const auto head = got.find("\r\n\r\n");
+    if (need == std::string::npos && head != std::string::npos) {
+      const auto cl = got.find("Content-Length: ");
+      need = head + 4 + (cl != std::string::npos && cl < head ? std::stoul(got.substr(cl + 16)) : 0);
+    }
   }
   return fd;
 }
