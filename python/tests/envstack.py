@@ -3,8 +3,6 @@ stack on free ports (so tests never collide with each other, a demo, or the test
 broker), and small Docker CLI wrappers."""
 
 import json
-import random
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,24 +12,11 @@ from pathlib import Path
 import yaml
 
 from conftest import Daemon
+from conftest import _free_port as free_port
 from contract import SERVICE_STATUS_WORDS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = "/usr/bin/docker"
-
-
-def free_port():
-    """A free port below the kernel's ephemeral range (32768-60999): an outgoing
-    connection cannot take it between this check and the daemon's bind."""
-    for _ in range(1000):
-        port = random.randint(20000, 32000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 20000-32000")
 
 
 def local_stack(changes=None):

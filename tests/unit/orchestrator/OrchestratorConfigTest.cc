@@ -122,3 +122,16 @@ TEST_CASE("orchestrator config: unknown classes run under tasks.default_class", 
   CHECK(off.value().result_heartbeat_ms == 0);
   CHECK_FALSE(loadText("tasks:\n  result_heartbeat_ms: -1\n").ok());
 }
+
+TEST_CASE("orchestrator config: the HTTP connection keys are range-checked and named", "[orchestrator][config]") {
+  auto ok = loadText("http:\n  max_connections: 64\n  keepalive_timeout_seconds: 30\n");
+  REQUIRE(ok.ok());
+  CHECK(ok.value().server.http_max_connections == 64);
+  CHECK(ok.value().server.http_keepalive_timeout_seconds == 30);
+  auto zero = loadText("http:\n  max_connections: 0\n");
+  REQUIRE_FALSE(zero.ok());
+  CHECK_THAT(zero.error(), Catch::Contains("http.max_connections"));
+  auto text = loadText("http:\n  keepalive_timeout_seconds: soon\n");
+  REQUIRE_FALSE(text.ok());
+  CHECK_THAT(text.error(), Catch::Contains("http.keepalive_timeout_seconds") && Catch::Contains("soon"));
+}
