@@ -107,7 +107,7 @@ Result<std::shared_ptr<void>> setup(DaemonRuntime& runtime, const EnvManagerConf
                          .gpus_present = gpus},
       observer);
   app->tasks = std::make_unique<TaskRunner>(*app->docker, cfg.tasks, app->lifecycle->stack().project);
-  app->service = std::make_unique<EnvManagerService>(*app->lifecycle, *app->tasks, *app->docker, *app->prober);
+  app->service = std::make_unique<EnvManagerService>(*app->lifecycle, *app->tasks, *app->docker);
   runtime.grpc().addService(app->service.get());
   app->lifecycle->run();
 

@@ -12,7 +12,7 @@ DEB_PACKAGES=(
   # libraries
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev librdkafka-dev
-  prometheus-cpp-dev catch2 libcurl4-openssl-dev libsqlite3-dev libsystemd-dev
+  prometheus-cpp-dev catch2 libcli11-dev libcurl4-openssl-dev libsqlite3-dev libsystemd-dev
   # real components for integration tests and the demo
   docker.io docker-registry docker-compose busybox-static redis-server redis-tools
   slurm-wlm munge kcat openjdk-17-jre-headless maven

@@ -5,6 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/GrpcErrors.h"
@@ -45,14 +49,17 @@ grpc::Status checkNames(const Lifecycle& lc, const std::vector<std::string>& lis
 
 }  // namespace
 
-EnvManagerService::EnvManagerService(Lifecycle& lifecycle, TaskRunner& tasks, docker::DockerApi& docker,
-                                     HealthProber& prober)
-    : lifecycle_(lifecycle), tasks_(tasks), docker_(docker), prober_(prober), hardware_(detectHardware()) {}
+EnvManagerService::EnvManagerService(Lifecycle& lifecycle, TaskRunner& tasks, docker::DockerApi& docker, Limits limits)
+    : lifecycle_(lifecycle),
+      tasks_(tasks),
+      docker_(docker),
+      hardware_(detectHardware()),
+      blocking_(WorkerPool::Limits{.max_threads = limits.blocking_threads, .max_queued = limits.blocking_queue}) {}
 
 grpc::ServerUnaryReactor* EnvManagerService::offload(grpc::CallbackServerContext* ctx,
                                                      std::function<grpc::Status()> work) {
   auto* reactor = ctx->DefaultReactor();
-  std::thread([reactor, w = std::move(work)] {
+  const bool queued = blocking_.run([reactor, w = std::move(work)] {
     grpc::Status status;
     try {
       status = w();
@@ -61,7 +68,11 @@ grpc::ServerUnaryReactor* EnvManagerService::offload(grpc::CallbackServerContext
       status = grpc::Status(grpc::StatusCode::INTERNAL, e.what());
     }
     reactor->Finish(status);
-  }).detach();
+  });
+  if (!queued) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "env-manager is busy: too many calls wait for a worker; retry later"));
+  }
   return reactor;
 }
 
@@ -183,36 +194,78 @@ grpc::ServerWriteReactor<pb::HealthUpdate>* EnvManagerService::StreamHealth(grpc
   const auto interval = std::chrono::seconds(req->interval_seconds() == 0 ? 5 : req->interval_seconds());
   return new ProducerStream<pb::HealthUpdate>(
       [this, list, interval](const ProducerStream<pb::HealthUpdate>::Write& write, std::stop_token stop) {
-        while (!stop.stop_requested()) {
-          for (const auto& name : list) {
-            pb::HealthUpdate u;
-            u.set_service_name(name);
-            u.set_timestamp(nowSeconds());
-            const std::string id = lifecycle_.containerOf(name);
-            const auto view = lifecycle_.status({name}).at(0);
-            (*u.mutable_details())["status"] = std::string(envmanager::name(view.status));
-            if (id.empty()) {
-              u.set_healthy(false);
-              u.set_message("no container (" + std::string(envmanager::name(view.status)) + ")");
-            } else if (auto info = docker_.inspectContainer(id); !info) {
-              u.set_healthy(false);
-              u.set_message(info.error());
-            } else if (!info.value().running) {
-              u.set_healthy(false);
-              u.set_message("not running (exit code " + std::to_string(info.value().exit_code) + ")");
-            } else {
-              auto p = prober_.probe(*lifecycle_.stack().find(name), info.value(), lifecycle_.stack().network);
-              u.set_healthy(p.healthy);
-              u.set_message(p.message);
-              (*u.mutable_details())["probe_ms"] = std::to_string(static_cast<int>(p.seconds * 1000));
-              (*u.mutable_details())["container_id"] = id.substr(0, 12);
-            }
-            if (!write(u)) return grpc::Status::OK;
+        // Every `interval` the latest verdict of each service; in between, a service whose
+        // verdict flips is sent at once. The verdicts are the health monitor's: this
+        // stream never probes by itself.
+        std::mutex mu;
+        std::condition_variable_any flipped;
+        std::set<std::string> changed;
+        std::map<std::string, bool> last_sent;
+        const std::set<std::string> wanted(list.begin(), list.end());
+        auto subscription = lifecycle_.health().subscribe([&](const ProbeReport& r) {
+          if (!wanted.count(r.service)) return;
+          std::lock_guard lock(mu);
+          auto it = last_sent.find(r.service);
+          if (it != last_sent.end() && it->second == r.healthy) return;
+          changed.insert(r.service);
+          flipped.notify_all();
+        });
+        auto send = [&](const std::string& service) {
+          const pb::HealthUpdate u = healthUpdate(service);
+          {
+            std::lock_guard lock(mu);
+            last_sent[service] = u.healthy();
           }
-          Clock::real().sleepFor(interval, stop);
+          return write(u);
+        };
+        auto next_round = std::chrono::steady_clock::now();
+        while (!stop.stop_requested()) {
+          std::set<std::string> due;
+          {
+            std::unique_lock lock(mu);
+            flipped.wait_until(lock, stop, next_round, [&] { return !changed.empty(); });
+            if (stop.stop_requested()) break;
+            if (std::chrono::steady_clock::now() >= next_round) {
+              due = wanted;
+              next_round = std::chrono::steady_clock::now() + interval;
+            }
+            due.insert(changed.begin(), changed.end());
+            changed.clear();
+          }
+          for (const auto& service : list) {
+            if (due.count(service) && !send(service)) return grpc::Status::OK;
+          }
         }
         return grpc::Status::OK;
       });
+}
+
+pb::HealthUpdate EnvManagerService::healthUpdate(const std::string& service) const {
+  pb::HealthUpdate u;
+  u.set_service_name(service);
+  u.set_timestamp(nowSeconds());
+  const auto view = lifecycle_.status({service}).at(0);
+  const std::string state(envmanager::name(view.status));
+  (*u.mutable_details())["status"] = state;
+  const auto report = lifecycle_.health().latest(service);
+  if (view.container_id.empty()) {
+    u.set_healthy(false);
+    u.set_message("no container (" + state + ")");
+  } else if (!isStarted(view.status)) {
+    u.set_healthy(false);
+    u.set_message(state + (view.message.empty() ? "" : ": " + view.message));
+  } else if (!report || report->container_id != view.container_id) {
+    // Running, not probed yet: the lifecycle's word.
+    u.set_healthy(isUp(view.status));
+    u.set_message(view.message.empty() ? state : view.message);
+  } else {
+    u.set_healthy(report->healthy);
+    u.set_message(report->message);
+    (*u.mutable_details())["probe_ms"] = std::to_string(static_cast<int>(report->seconds * 1000));
+    (*u.mutable_details())["checked_at"] = std::to_string(report->checked_at);
+  }
+  if (!view.container_id.empty()) (*u.mutable_details())["container_id"] = view.container_id.substr(0, 12);
+  return u;
 }
 
 grpc::ServerUnaryReactor* EnvManagerService::GetResourceAvailability(grpc::CallbackServerContext* ctx,

@@ -5,8 +5,8 @@
 
 #include <memory>
 
+#include "common/WorkerPool.h"
 #include "env_manager/docker/DockerApi.h"
-#include "env_manager/health/HealthProber.h"
 #include "env_manager/lifecycle/Lifecycle.h"
 #include "env_manager/tasks/TaskRunner.h"
 #include "env_manager/v1/env_manager.grpc.pb.h"
@@ -15,7 +15,16 @@ namespace dspy::envmanager {
 
 class EnvManagerService final : public env_manager::v1::EnvManagerService::CallbackService {
  public:
-  EnvManagerService(Lifecycle& lifecycle, TaskRunner& tasks, docker::DockerApi& docker, HealthProber& prober);
+  // Blocking work of unary calls (Docker calls, stops, task containers) runs on a pool
+  // of at most `blocking_threads` threads; at most `blocking_queue` calls wait for one,
+  // more are refused with RESOURCE_EXHAUSTED instead of piling up threads.
+  struct Limits {
+    int blocking_threads = 64;
+    int blocking_queue = 1024;
+  };
+  EnvManagerService(Lifecycle& lifecycle, TaskRunner& tasks, docker::DockerApi& docker, Limits limits);
+  EnvManagerService(Lifecycle& lifecycle, TaskRunner& tasks, docker::DockerApi& docker)
+      : EnvManagerService(lifecycle, tasks, docker, Limits{}) {}
 
   grpc::ServerWriteReactor<env_manager::v1::ServiceStatusUpdate>* StartServices(
       grpc::CallbackServerContext* ctx, const env_manager::v1::StartServicesRequest* req) override;
@@ -42,12 +51,14 @@ class EnvManagerService final : public env_manager::v1::EnvManagerService::Callb
  private:
   // Runs blocking work off the gRPC threads and finishes the unary call when done.
   grpc::ServerUnaryReactor* offload(grpc::CallbackServerContext* ctx, std::function<grpc::Status()> work);
+  // One service's health as StreamHealth reports it, from the lifecycle and the monitor.
+  env_manager::v1::HealthUpdate healthUpdate(const std::string& service) const;
 
   Lifecycle& lifecycle_;
   TaskRunner& tasks_;
   docker::DockerApi& docker_;
-  HealthProber& prober_;
   HardwareSummary hardware_;
+  WorkerPool blocking_;  // last: its destructor waits for the jobs, which use the rest
 };
 
 }  // namespace dspy::envmanager

@@ -1,16 +1,19 @@
-// Lifecycle: brings the stack's containers up and down and keeps them running.
-// - start: the dependency closure of the asked services; each service starts as soon as
-//   its own dependencies meet their condition (started / healthy / completed), with one
-//   cap on concurrent container operations; a dependency that fails leaves its
-//   dependents "blocked" with the reason while independent services go on.
-// - health: probes start fast (25 ms) and back off to the service's interval.
-// - watch: Docker's event stream notices a dead or OOM-killed container at once; the
-//   restart policy restarts it with exponential backoff and gives up after
-//   max_restarts in a row ("crash_loop"); an unhealthy service is restarted when its
-//   policy says so.
-// - stop: reverse dependency order, in parallel where the graph allows.
+// Lifecycle, the coordinator: brings the stack's containers up and down and keeps them
+// running. Where each part lives:
+// - start / stop / restart and the state table: Lifecycle.cc. Both walks are one
+//   DependencyWalk (dependencies first for a start, dependents first for a stop) with
+//   one cap on concurrent container operations; a service starts as soon as its own
+//   dependencies meet their condition (started / healthy / completed); a dependency
+//   that fails leaves its dependents "blocked" while independent services go on.
+// - one service up (pull, create, start, first health verdict): ServiceStart.cc.
+// - health: HealthMonitor probes (fast during a start, then at the service's interval)
+//   and publishes; Lifecycle reacts to the results in Restarts.cc.
+// - restarts: Docker's event stream tells of a dead or OOM-killed container at once;
+//   the restart policy restarts it with exponential backoff and gives up after
+//   max_restarts in a row ("crash_loop"): Restarts.cc.
 // - adoption: containers are found by label (project, service, definition hash), never
-//   by name; a restarted env-manager adopts them, and a changed definition is recreated.
+//   by name; a restarted env-manager adopts them, a changed definition is recreated:
+//   Adoption.cc.
 #pragma once
 
 #include <atomic>
@@ -21,7 +24,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <semaphore>
 #include <set>
 #include <stop_token>
 #include <string>
@@ -32,6 +34,8 @@
 #include "common/Clock.h"
 #include "env_manager/docker/DockerApi.h"
 #include "env_manager/health/HealthProber.h"
+#include "env_manager/lifecycle/DependencyWalk.h"
+#include "env_manager/lifecycle/HealthMonitor.h"
 #include "env_manager/lifecycle/ServiceGraph.h"
 #include "env_manager/lifecycle/ServiceState.h"
 #include "env_manager/services/ServiceSpec.h"
@@ -119,9 +123,11 @@ class Lifecycle {
 
   // One Docker event (the watcher thread calls it; tests may too).
   void onDockerEvent(const docker::Event& event);
+  // The health results' one source (StreamHealth subscribes to it).
+  HealthMonitor& health() { return monitor_; }
   // Probes every running service whose interval has passed, once (the monitor thread
   // calls it every tick; tests may too). Returns how many were probed.
-  int probeDue();
+  int probeDue() { return monitor_.probeDue(); }
   // Waits for restarts scheduled so far to finish (tests).
   void waitForRestarts();
 
@@ -136,7 +142,7 @@ class Lifecycle {
 
   // One service's start: container up, then health. Returns the final state.
   ServiceState startOne(const std::string& name, const std::function<void(const LifecycleUpdate&)>& emit,
-                       std::stop_token stop);
+                       std::stop_token stop, DependencyWalk::Step& step);
   Status ensureContainer(const ServiceSpec& spec, const std::function<void(const LifecycleUpdate&)>& emit,
                          std::stop_token stop);
   ServiceState waitHealthy(const ServiceSpec& spec, const std::function<void(const LifecycleUpdate&)>& emit,
@@ -144,7 +150,7 @@ class Lifecycle {
   docker::CreateRequest createRequest(const ServiceSpec& spec) const;
   void adopt();
   void watchEvents(std::stop_token stop);
-  void monitorHealth(std::stop_token stop);
+  void onProbe(const ProbeReport& report);
   void onContainerExit(const std::string& name, const std::string& container_id, int exit_code, bool oom);
   void scheduleRestart(const std::string& name, const std::string& reason);
   void reconcile();
@@ -156,7 +162,9 @@ class Lifecycle {
   Clock& clock_;
   Options options_;
   LifecycleObserver observer_;
-  std::counting_semaphore<1024> slots_;
+  DependencyWalk walk_;
+  HealthMonitor monitor_;
+  HealthMonitor::Subscription health_subscription_;
 
   mutable std::mutex mu_;
   std::condition_variable_any changed_;

@@ -24,7 +24,7 @@
 #include "orchestrator/scheduler/Limiter.h"
 #include "orchestrator/scheduler/RecentWindow.h"
 #include "orchestrator/scheduler/TaskWatch.h"
-#include "orchestrator/scheduler/WorkerPool.h"
+#include "common/WorkerPool.h"
 #include "orchestrator/store/TaskStore.h"
 
 namespace prometheus {

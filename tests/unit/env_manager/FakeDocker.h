@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <stdexcept>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -16,6 +17,13 @@
 namespace dspy::test {
 
 using namespace dspy::envmanager;
+
+// The shipped nine-service stack, parsed.
+inline ServicesFile defaultStack() {
+  auto f = parseServices(defaultServicesYaml(), "services.yaml");
+  if (!f.ok()) throw std::runtime_error("the default services file does not parse: " + f.error());
+  return f.value();
+}
 
 class FakeDocker final : public docker::DockerApi {
  public:

@@ -16,14 +16,8 @@ using namespace dspy::envmanager;
 
 namespace {
 
-ServicesFile nineServices() {
-  auto f = parseServices(defaultServicesYaml(), "services.yaml");
-  REQUIRE(f.ok());
-  return f.value();
-}
-
 struct Rig {
-  ServicesFile stack = nineServices();
+  ServicesFile stack = dspy::test::defaultStack();
   FakeDocker docker;
   FakeProber prober{docker};
   dspy::FakeClock clock;

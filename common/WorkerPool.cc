@@ -1,9 +1,8 @@
-// The attempt threads.
-#include "orchestrator/scheduler/WorkerPool.h"
+#include "common/WorkerPool.h"
 
 #include <thread>
 
-namespace dspy::orchestrator {
+namespace dspy {
 
 WorkerPool::~WorkerPool() {
   std::unique_lock lock(mu_);
@@ -12,15 +11,19 @@ WorkerPool::~WorkerPool() {
   exited_cv_.wait(lock, [this] { return threads_ == 0; });
 }
 
-void WorkerPool::run(std::function<void()> job) {
+bool WorkerPool::run(std::function<void()> job) {
   std::lock_guard lock(mu_);
+  const int waiting = static_cast<int>(jobs_.size());
+  const bool needs_thread = idle_ <= waiting;  // every idle thread already has a job to take
+  if (needs_thread && threads_ >= limits_.max_threads && waiting >= limits_.max_queued) return false;
   jobs_.push_back(std::move(job));
-  if (idle_ > static_cast<int>(jobs_.size()) - 1) {
+  if (!needs_thread || threads_ >= limits_.max_threads) {
     cv_.notify_one();
-    return;
+    return true;
   }
   ++threads_;
   std::thread([this] { loop(); }).detach();
+  return true;
 }
 
 int WorkerPool::threads() const {
@@ -28,11 +31,16 @@ int WorkerPool::threads() const {
   return threads_;
 }
 
+int WorkerPool::queued() const {
+  std::lock_guard lock(mu_);
+  return static_cast<int>(jobs_.size());
+}
+
 void WorkerPool::loop() {
   std::unique_lock lock(mu_);
   while (true) {
     ++idle_;
-    const bool woke = cv_.wait_for(lock, idle_exit_, [this] { return !jobs_.empty() || stopping_; });
+    const bool woke = cv_.wait_for(lock, limits_.idle_exit, [this] { return !jobs_.empty() || stopping_; });
     --idle_;
     if (jobs_.empty() && (stopping_ || !woke)) break;
     auto job = std::move(jobs_.front());
@@ -47,4 +55,4 @@ void WorkerPool::loop() {
   exited_cv_.notify_all();
 }
 
-}  // namespace dspy::orchestrator
+}  // namespace dspy

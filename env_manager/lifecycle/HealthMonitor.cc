@@ -1,0 +1,123 @@
+#include "env_manager/lifecycle/HealthMonitor.h"
+
+#include <vector>
+
+namespace dspy::envmanager {
+
+HealthMonitor::Subscription& HealthMonitor::Subscription::operator=(Subscription&& o) noexcept {
+  if (this != &o) {
+    this->~Subscription();
+    monitor_ = std::exchange(o.monitor_, nullptr);
+    it_ = o.it_;
+  }
+  return *this;
+}
+
+HealthMonitor::Subscription::~Subscription() {
+  if (monitor_ == nullptr) return;
+  std::lock_guard lock(monitor_->listeners_mu_);
+  monitor_->listeners_.erase(it_);
+  monitor_ = nullptr;
+}
+
+HealthMonitor::HealthMonitor(const ServicesFile& stack, docker::DockerApi& docker, HealthProber& prober, Clock& clock,
+                             std::chrono::milliseconds tick)
+    : stack_(stack), docker_(docker), prober_(prober), clock_(clock), tick_(tick) {}
+
+HealthMonitor::~HealthMonitor() { shutdown(); }
+
+void HealthMonitor::run() {
+  if (thread_.joinable()) return;
+  thread_ = std::jthread([this, stop = stop_.get_token()] {
+    while (clock_.sleepFor(tick_, stop)) probeDue();
+  });
+}
+
+void HealthMonitor::shutdown() {
+  stop_.request_stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void HealthMonitor::watch(const std::string& service, const std::string& container_id,
+                          Clock::MonotonicTime first_probe) {
+  std::lock_guard lock(mu_);
+  watched_[service] = {container_id, first_probe};
+}
+
+void HealthMonitor::unwatch(const std::string& service) {
+  std::lock_guard lock(mu_);
+  watched_.erase(service);
+}
+
+ProbeReport HealthMonitor::probeNow(const std::string& service, const docker::ContainerInfo& container) {
+  ProbeReport report;
+  report.service = service;
+  report.container_id = container.id;
+  if (!container.running) {
+    report.running = false;
+    report.message = "not running (exit code " + std::to_string(container.exit_code) + ")";
+  } else {
+    const ProbeResult p = prober_.probe(*stack_.find(service), container, stack_.network);
+    report.healthy = p.healthy;
+    report.message = p.message;
+    report.seconds = p.seconds;
+  }
+  report.checked_at =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_.systemTime().time_since_epoch()).count();
+  publish(report);
+  return report;
+}
+
+int HealthMonitor::probeDue() {
+  std::vector<std::pair<std::string, std::string>> due;
+  {
+    std::lock_guard lock(mu_);
+    const auto now = clock_.monotonicTime();
+    for (auto& [service, w] : watched_) {
+      if (now < w.next_probe) continue;
+      w.next_probe = now + stack_.find(service)->healthcheck.interval;
+      due.emplace_back(service, w.container_id);
+    }
+  }
+  // Probes of different services run side by side: one slow service must not delay
+  // the others' verdicts.
+  std::vector<std::jthread> probes;
+  probes.reserve(due.size());
+  for (const auto& [service, id] : due) {
+    probes.emplace_back([this, service, id] {
+      auto info = docker_.inspectContainer(id);
+      if (!info) return;  // gone: the lifecycle hears of it from Docker's events
+      {
+        std::lock_guard lock(mu_);
+        auto w = watched_.find(service);
+        if (w == watched_.end() || w->second.container_id != id) return;  // unwatched meanwhile
+      }
+      probeNow(service, info.value());
+    });
+  }
+  return static_cast<int>(due.size());
+}
+
+HealthMonitor::Subscription HealthMonitor::subscribe(Listener listener) {
+  std::lock_guard lock(listeners_mu_);
+  listeners_.push_back(std::move(listener));
+  return Subscription(this, std::prev(listeners_.end()));
+}
+
+std::optional<ProbeReport> HealthMonitor::latest(const std::string& service) const {
+  std::lock_guard lock(mu_);
+  auto it = latest_.find(service);
+  if (it == latest_.end()) return std::nullopt;
+  return it->second;
+}
+
+void HealthMonitor::publish(const ProbeReport& report) {
+  {
+    std::lock_guard lock(mu_);
+    latest_[report.service] = report;
+  }
+  std::lock_guard lock(listeners_mu_);
+  for (const auto& l : listeners_) l(report);
+}
+
+}  // namespace dspy::envmanager

@@ -1,0 +1,171 @@
+// The one dependency walk that start and stop share: order, the shared cap, early
+// release, and giving up on order when stopped.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "env_manager/lifecycle/DependencyWalk.h"
+#include "tests/unit/env_manager/FakeDocker.h"
+
+using namespace std::chrono_literals;
+using namespace dspy::envmanager;
+
+namespace {
+
+std::set<std::string> all(const ServicesFile& f) {
+  const auto names = f.names();
+  return {names.begin(), names.end()};
+}
+
+// Records when each step begins and ends, as positions in one sequence.
+struct Trace {
+  std::mutex mu;
+  std::vector<std::string> events;
+  void add(const std::string& e) {
+    std::lock_guard lock(mu);
+    events.push_back(e);
+  }
+  std::size_t at(const std::string& e) {
+    std::lock_guard lock(mu);
+    return static_cast<std::size_t>(std::find(events.begin(), events.end(), e) - events.begin());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a forward walk begins a service only after its dependencies ended", "[lifecycle][walk]") {
+  const auto stack = dspy::test::defaultStack();
+  ServiceGraph graph(stack);
+  DependencyWalk walk(graph, 4);
+  Trace trace;
+  walk.run(all(stack), DependencyWalk::Order::DependenciesFirst, [&](const std::string& name, DependencyWalk::Step&) {
+    trace.add("begin " + name);
+    trace.add("end " + name);
+  });
+  REQUIRE(trace.events.size() == 18);
+  for (const auto& s : stack.services) {
+    for (const auto& dep : graph.dependencies(s.name)) {
+      INFO(s.name << " depends on " << dep);
+      CHECK(trace.at("end " + dep) < trace.at("begin " + s.name));
+    }
+  }
+}
+
+TEST_CASE("a reverse walk begins a service only after its dependents ended", "[lifecycle][walk]") {
+  const auto stack = dspy::test::defaultStack();
+  ServiceGraph graph(stack);
+  DependencyWalk walk(graph, 4);
+  Trace trace;
+  auto closure = graph.stopClosure({"redis"});
+  REQUIRE(closure.ok());
+  walk.run(closure.value(), DependencyWalk::Order::DependentsFirst,
+           [&](const std::string& name, DependencyWalk::Step&) {
+             trace.add("begin " + name);
+             trace.add("end " + name);
+           });
+  CHECK(trace.events.size() == 2 * closure.value().size());
+  for (const auto& name : closure.value()) {
+    for (const auto& d : graph.dependents(name)) {
+      INFO(d << " depends on " << name);
+      CHECK(trace.at("end " + d) < trace.at("begin " + name));
+    }
+  }
+}
+
+TEST_CASE("container operations of a walk share one cap, and use all of it", "[lifecycle][walk]") {
+  const auto stack = dspy::test::defaultStack();
+  ServiceGraph graph(stack);
+  const int cap = 2;
+  DependencyWalk walk(graph, cap);
+  std::mutex mu;
+  std::condition_variable cv;
+  int inside = 0, most = 0, entered = 0;
+  // Services with no dependencies among each other run at once; each holds its slot
+  // until a second one is inside too (or a deadline passes), so the walk must run two
+  // at once, and never three.
+  std::set<std::string> independent;
+  for (const auto& s : stack.services) {
+    if (graph.dependencies(s.name).empty()) independent.insert(s.name);
+  }
+  REQUIRE(independent.size() >= 3);
+  walk.run(independent, DependencyWalk::Order::DependenciesFirst, [&](const std::string&, DependencyWalk::Step&) {
+    REQUIRE(walk.withSlot([&] {
+      std::unique_lock lock(mu);
+      ++inside;
+      ++entered;
+      most = std::max(most, inside);
+      cv.notify_all();
+      cv.wait_for(lock, 5s, [&] { return inside >= cap || entered == static_cast<int>(independent.size()); });
+      --inside;
+    }));
+  });
+  CHECK(most == cap);
+  CHECK(entered == static_cast<int>(independent.size()));
+}
+
+TEST_CASE("a step that releases early lets its dependents go while it goes on", "[lifecycle][walk]") {
+  const auto stack = dspy::test::defaultStack();
+  ServiceGraph graph(stack);
+  DependencyWalk walk(graph, 4);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool dependent_began = false;
+  bool waited = false;
+  auto closure = graph.startClosure({"infermesh-node-a"});  // redis, then node-a
+  REQUIRE(closure.ok());
+  REQUIRE(closure.value().size() == 2);
+  walk.run(closure.value(), DependencyWalk::Order::DependenciesFirst,
+           [&](const std::string& name, DependencyWalk::Step& step) {
+             std::unique_lock lock(mu);
+             if (name == "redis") {
+               lock.unlock();
+               step.release();
+               lock.lock();
+               waited = cv.wait_for(lock, 5s, [&] { return dependent_began; });
+             } else {
+               dependent_began = true;
+               cv.notify_all();
+             }
+           });
+  CHECK(waited);
+}
+
+TEST_CASE("a stopped walk no longer holds services back, and a stopped slot wait gives up", "[lifecycle][walk]") {
+  const auto stack = dspy::test::defaultStack();
+  ServiceGraph graph(stack);
+  DependencyWalk walk(graph, 1);
+  std::stop_source stop;
+  std::atomic<int> steps{0};
+  auto closure = graph.startClosure({"infermesh-node-a"});
+  REQUIRE(closure.ok());
+  // redis's step never releases before node-a has run: only a stop lets node-a go.
+  std::mutex mu;
+  std::condition_variable_any cv;
+  bool node_ran = false;
+  walk.run(
+      closure.value(), DependencyWalk::Order::DependenciesFirst,
+      [&](const std::string& name, DependencyWalk::Step&) {
+        ++steps;
+        std::unique_lock lock(mu);
+        if (name == "redis") {
+          stop.request_stop();
+          cv.wait_for(lock, 5s, [&] { return node_ran; });
+        } else {
+          node_ran = true;
+          cv.notify_all();
+        }
+      },
+      stop.get_token());
+  CHECK(node_ran);
+  CHECK(steps == 2);
+  // The one slot is held: a wait for another with a stopped token gives up.
+  bool ran = false;
+  REQUIRE(walk.withSlot([&] { CHECK_FALSE(walk.withSlot([&] { ran = true; }, stop.get_token())); }));
+  CHECK_FALSE(ran);
+}
