@@ -2,32 +2,38 @@
 #include "common/Backoff.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace dspy {
+namespace {
+BackoffPolicy normalized(BackoffPolicy p) {
+  p.multiplier = std::max(1.0, p.multiplier);
+  p.jitter = std::clamp(p.jitter, 0.0, 1.0);
+  if (p.max < p.initial) p.max = p.initial;
+  return p;
+}
+}  // namespace
 
-Backoff::Backoff(BackoffPolicy policy, std::uint64_t seed)
-    : policy_(policy), rng_(seed), current_ms_(static_cast<double>(policy.initial.count())) {
-  policy_.multiplier = std::max(1.0, policy_.multiplier);
-  policy_.jitter = std::clamp(policy_.jitter, 0.0, 1.0);
-  if (policy_.max < policy_.initial) policy_.max = policy_.initial;
+Backoff::Backoff(BackoffPolicy policy, std::uint64_t seed) : policy_(normalized(policy)), rng_(seed) {}
+
+std::chrono::milliseconds Backoff::nominal(const BackoffPolicy& policy, int n) {
+  const BackoffPolicy p = normalized(policy);
+  const double cap = static_cast<double>(p.max.count());
+  const double d = static_cast<double>(p.initial.count()) * std::pow(p.multiplier, std::max(0, n));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::min(d, cap)));
 }
 
 std::chrono::milliseconds Backoff::next() {
-  const double cap = static_cast<double>(policy_.max.count());
-  const double base = std::min(current_ms_, cap);
+  const double base = static_cast<double>(nominal(policy_, attempts_).count());
   double delay = base;
   if (policy_.jitter > 0) {
     std::uniform_real_distribution<double> dist(base * (1.0 - policy_.jitter), base);
     delay = dist(rng_);
   }
-  current_ms_ = std::min(base * policy_.multiplier, cap);
   ++attempts_;
   return std::chrono::milliseconds(static_cast<std::int64_t>(delay));
 }
 
-void Backoff::reset() {
-  current_ms_ = static_cast<double>(policy_.initial.count());
-  attempts_ = 0;
-}
+void Backoff::reset() { attempts_ = 0; }
 
 }  // namespace dspy

@@ -1,6 +1,8 @@
-// Backoff: exponential delays with jitter for the daemons' reconnect and restart loops
-// (Docker's event stream, container restarts, ensure_services towards env-manager).
-// Task retries follow their class's RetryPolicy schedule (orchestrator/tasks/Task.h).
+// Backoff: the project's one exponential-delay algorithm. Stateful (next/reset) for
+// reconnect and restart loops: Docker's event stream and container restarts in
+// env-manager, ensure_services towards env-manager in the orchestrator. Stateless
+// (nominal) for task retries, whose schedule (RetryPolicy, orchestrator/tasks/Task.h)
+// is persisted as an attempt number.
 #pragma once
 
 #include <chrono>
@@ -24,6 +26,9 @@ class Backoff {
 
   // The delay before the next attempt; grows by `multiplier` up to `max`.
   std::chrono::milliseconds next();
+  // The delay before attempt `n` (0 = the first delay) without jitter:
+  // initial * multiplier^n, capped at max.
+  static std::chrono::milliseconds nominal(const BackoffPolicy& policy, int n);
   // Back to the initial delay (after a success, or when a reset window has passed).
   void reset();
   // How many delays were handed out since the last reset.
@@ -33,7 +38,6 @@ class Backoff {
  private:
   BackoffPolicy policy_;
   std::mt19937_64 rng_;
-  double current_ms_;
   int attempts_ = 0;
 };
 

@@ -16,6 +16,10 @@ class RealClock final : public Clock {
     cv.wait_for(lock, stop, d, [] { return false; });
     return !stop.stop_requested();
   }
+  bool waitUntil(std::unique_lock<std::mutex>& lock, std::condition_variable_any& cv, MonotonicTime deadline,
+                 std::stop_token stop, const std::function<bool()>& pred) override {
+    return cv.wait_until(lock, stop, deadline, pred);
+  }
 };
 }  // namespace
 
@@ -41,6 +45,15 @@ bool FakeClock::sleepFor(std::chrono::nanoseconds d, std::stop_token stop) {
   }
   advance(d);
   return !stop.stop_requested();
+}
+
+bool FakeClock::waitUntil(std::unique_lock<std::mutex>& lock, std::condition_variable_any& cv, MonotonicTime deadline,
+                          std::stop_token stop, const std::function<bool()>& pred) {
+  while (!pred()) {
+    if (stop.stop_requested() || monotonicTime() >= deadline) return false;
+    cv.wait_for(lock, std::chrono::milliseconds(1));
+  }
+  return true;
 }
 
 std::vector<std::chrono::nanoseconds> FakeClock::sleeps() const {

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <stop_token>
 #include <vector>
@@ -21,6 +23,11 @@ class Clock {
   virtual MonotonicTime monotonicTime() const = 0;
   // Waits `d` unless `stop` is requested first; false when stopped.
   virtual bool sleepFor(std::chrono::nanoseconds d, std::stop_token stop) = 0;
+  // Waits on `cv`, whose mutex `lock` holds, until `pred()` holds, this clock reaches
+  // `deadline`, or `stop` is requested; returns pred(). Whoever makes `pred` true
+  // changes its state under the same mutex and notifies `cv`.
+  virtual bool waitUntil(std::unique_lock<std::mutex>& lock, std::condition_variable_any& cv, MonotonicTime deadline,
+                         std::stop_token stop, const std::function<bool()>& pred) = 0;
 
   // The process-wide real clock.
   static Clock& real();
@@ -33,6 +40,10 @@ class FakeClock final : public Clock {
   MonotonicTime monotonicTime() const override;
   // Does not block: moves the clock by `d` and records the request.
   bool sleepFor(std::chrono::nanoseconds d, std::stop_token stop) override;
+  // Blocks (really) until `pred()`, `stop`, or advance() moved the clock to `deadline`.
+  // It looks at the clock at least every millisecond, so advance() needs no notify.
+  bool waitUntil(std::unique_lock<std::mutex>& lock, std::condition_variable_any& cv, MonotonicTime deadline,
+                 std::stop_token stop, const std::function<bool()>& pred) override;
   void advance(std::chrono::nanoseconds d);
   void setSystemTime(SystemTime t);
   std::vector<std::chrono::nanoseconds> sleeps() const;

@@ -7,6 +7,7 @@
 #include "orchestrator/api/OrchestratorService.h"
 #include "orchestrator/executors/ContainerExecutor.h"
 #include "orchestrator/executors/HttpExecutor.h"
+#include "orchestrator/scheduler/EngineMetrics.h"
 
 namespace {
 
@@ -18,6 +19,7 @@ struct Orchestrator {
   std::shared_ptr<ProcessExecutor> process;
   std::shared_ptr<HttpExecutor> http;
   std::unique_ptr<EnvManagerClient> env_manager;
+  std::unique_ptr<EngineMetrics> metrics;  // outlives the engine that reports to it
   std::unique_ptr<TaskEngine> engine;
   std::unique_ptr<OrchestratorService> service;
   ~Orchestrator() {
@@ -59,8 +61,10 @@ int main(int argc, char** argv) {
         }
         o->store = std::move(store.value());
         o->env_manager = std::make_unique<EnvManagerClient>(cfg.env_manager);
+        o->metrics = std::make_unique<EngineMetrics>(runtime.metrics());
         o->engine = std::make_unique<TaskEngine>(cfg.engine, *o->store, buildExecutors(cfg, *o),
-                                                 dspy::Clock::real(), &runtime.metrics());
+                                                 dspy::Clock::real(), o->metrics.get());
+        o->metrics->attach(*o->engine);
         if (dspy::Status s = o->engine->recover(); !s.ok()) {
           return dspy::Error{"cannot recover tasks from " + o->store->path() + ": " + s.error()};
         }

@@ -19,21 +19,13 @@
 #include <unordered_map>
 
 #include "common/Clock.h"
-#include "common/Metrics.h"
 #include "orchestrator/executors/Executor.h"
+#include "orchestrator/scheduler/EngineObserver.h"
 #include "orchestrator/scheduler/Limiter.h"
 #include "orchestrator/scheduler/RecentWindow.h"
 #include "orchestrator/scheduler/TaskWatch.h"
 #include "common/WorkerPool.h"
 #include "orchestrator/store/TaskStore.h"
-
-namespace prometheus {
-class Counter;
-class Gauge;
-class Histogram;
-template <class T>
-class Family;
-}  // namespace prometheus
 
 namespace dspy::orchestrator {
 
@@ -94,7 +86,9 @@ class TaskEngine {
   using Executors = std::map<std::string, std::shared_ptr<Executor>>;  // by class
   using SubmitDone = std::function<void(Result<std::string>)>;
 
-  TaskEngine(EngineConfig cfg, TaskStore& store, Executors executors, Clock& clock, Metrics* metrics);
+  // All time goes through `clock` (retry delays, queue waits, latencies); `observer`
+  // (may be null) hears of every accepted, started, retried and finished task.
+  TaskEngine(EngineConfig cfg, TaskStore& store, Executors executors, Clock& clock, EngineObserver* observer = nullptr);
   ~TaskEngine();
 
   // Reads unfinished tasks from the store: queued ones are queued again; ones that
@@ -157,17 +151,6 @@ class TaskEngine {
     std::map<QueueKey, std::string> queue;
     int inflight = 0;
     int waiting_retry = 0;
-    prometheus::Gauge* limit_gauge = nullptr;
-    prometheus::Gauge* inflight_gauge = nullptr;
-    prometheus::Gauge* depth_gauge = nullptr;
-    prometheus::Counter* submitted = nullptr;
-    prometheus::Counter* processed = nullptr;
-    prometheus::Counter* completed = nullptr;
-    prometheus::Counter* failed = nullptr;
-    prometheus::Counter* cancelled = nullptr;
-    prometheus::Counter* retries = nullptr;
-    prometheus::Histogram* duration = nullptr;
-    prometheus::Histogram* dispatch = nullptr;
     RecentWindow recent_waits;     // seconds from queued to started, per start
     RecentWindow recent_outcomes;  // 1 per failed attempt, 0 per successful one
   };
@@ -187,18 +170,19 @@ class TaskEngine {
   void notify(const TaskRecord& rec);
   void retireLocked(const std::string& id);
   void timerLoop(std::stop_token stop);
-  void rejected(const std::string& cls, const std::string& reason);
-  void updateGauges();
+  // Wall-clock milliseconds from the engine's clock (what records store).
+  std::int64_t nowMs() const;
 
   EngineConfig cfg_;
   TaskStore& store_;
   Clock& clock_;
-  Metrics* metrics_;
+  EngineObserver& observer_;
 
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> tasks_;
   std::map<std::string, ClassState> classes_;
-  std::multimap<std::int64_t, std::string> retry_at_;  // unix ms -> task id
+  std::multimap<Clock::MonotonicTime, std::string> retry_at_;  // when -> task id
+  std::uint64_t retry_changes_ = 0;  // wakes the timer when an earlier retry arrives
   std::deque<std::string> finished_order_;
   std::int64_t seq_ = 0;
   QueueStats totals_;
@@ -206,16 +190,13 @@ class TaskEngine {
   bool stopping_ = false;
   int running_threads_ = 0;
   std::condition_variable threads_cv_;
-  std::condition_variable timer_cv_;
+  std::condition_variable_any timer_cv_;
   std::jthread timer_;
 
   WorkerPool pool_;
 
   std::mutex watch_mu_;
   std::list<std::shared_ptr<TaskWatch>> watches_;
-
-  prometheus::Family<prometheus::Counter>* rejected_family_ = nullptr;
-  prometheus::Gauge* env_queue_depth_ = nullptr;
 };
 
 }  // namespace dspy::orchestrator

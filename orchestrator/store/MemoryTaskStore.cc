@@ -12,69 +12,43 @@ bool matches(const TaskRecord& t, const TaskFilter& f) {
   return t.seq > f.after_seq;
 }
 
-MemoryTaskStore::MemoryTaskStore() {
-  thread_ = std::jthread([this](std::stop_token stop) {
-    while (true) {
-      std::deque<std::function<void()>> batch;
-      {
-        std::unique_lock lock(q_mu_);
-        q_cv_.wait(lock, stop, [this] { return !queue_.empty(); });
-        if (queue_.empty()) return;
-        batch.swap(queue_);
-        busy_ = true;
-      }
-      for (auto& fn : batch) fn();
-      {
-        std::lock_guard lock(q_mu_);
-        busy_ = false;
-      }
-      idle_cv_.notify_all();
+MemoryTaskStore::MemoryTaskStore()
+    : writes_([this](const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) {
+                commit(batch, outcomes);
+              },
+              1024) {}
+
+MemoryTaskStore::~MemoryTaskStore() = default;
+
+void MemoryTaskStore::insert(const TaskRecord& task, Done done) { writes_.push({true, task, std::move(done)}); }
+
+void MemoryTaskStore::update(const TaskRecord& task, Done done) { writes_.push({false, task, std::move(done)}); }
+
+void MemoryTaskStore::flush() { writes_.flush(); }
+
+void MemoryTaskStore::commit(const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) {
+  std::lock_guard lock(mu_);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const TaskRecord& t = batch[i].task;
+    if (batch[i].is_insert) {
+      if (!tasks_.emplace(t.id, t).second) outcomes[i] = Error{"task id '" + t.id + "' exists", ErrorKind::AlreadyExists};
+      continue;
     }
-  });
-}
-
-MemoryTaskStore::~MemoryTaskStore() {
-  flush();
-  thread_.request_stop();
-  thread_.join();
-}
-
-void MemoryTaskStore::later(std::function<void()> fn) {
-  {
-    std::lock_guard lock(q_mu_);
-    queue_.push_back(std::move(fn));
-  }
-  q_cv_.notify_one();
-}
-
-void MemoryTaskStore::flush() {
-  std::unique_lock lock(q_mu_);
-  idle_cv_.wait(lock, [this] { return queue_.empty() && !busy_; });
-}
-
-void MemoryTaskStore::insert(const TaskRecord& task, Done done) {
-  Status s;
-  {
-    std::lock_guard lock(mu_);
-    if (!tasks_.emplace(task.id, task).second) s = Error{"task id '" + task.id + "' exists", ErrorKind::AlreadyExists};
-  }
-  later([s, d = std::move(done)] { d(s); });
-}
-
-void MemoryTaskStore::update(const TaskRecord& task, Done done) {
-  Status s;
-  {
-    std::lock_guard lock(mu_);
-    auto it = tasks_.find(task.id);
+    auto it = tasks_.find(t.id);
     if (it == tasks_.end()) {
-      s = Error{"task '" + task.id + "' not found", ErrorKind::NotFound};
-    } else {
-      it->second = task;
+      outcomes[i] = Error{"task '" + t.id + "' not found", ErrorKind::NotFound};
+      continue;
     }
+    // An update carries the task's mutable state only, as in the SQLite store.
+    TaskRecord& stored = it->second;
+    stored.status = t.status;
+    stored.attempts = t.attempts;
+    stored.result = t.result;
+    stored.error = t.error;
+    stored.started_ms = t.started_ms;
+    stored.finished_ms = t.finished_ms;
+    stored.not_before_ms = t.not_before_ms;
   }
-  later([s, d = std::move(done)] {
-    if (d) d(s);
-  });
 }
 
 Result<std::optional<TaskRecord>> MemoryTaskStore::get(const std::string& id) {

@@ -1,21 +1,20 @@
 // MemoryTaskStore: the TaskStore without a disk, for tests and the benchmarks' baseline.
 #pragma once
 
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
+#include <vector>
 
 #include "orchestrator/store/TaskStore.h"
+#include "orchestrator/store/WriteQueue.h"
 
 namespace dspy::orchestrator {
 
-// Keeps everything in memory. Like the SQLite store, `done` runs on the store's own
-// thread in submission order, so the engine behaves the same on both. For tests and
-// for the benchmarks' in-memory baseline.
+// Keeps everything in memory. Writes go through the same WriteQueue as the SQLite
+// store's (batches, `done` on the queue's thread in submission order), so the engine
+// behaves the same on both. For tests and for the benchmarks' in-memory baseline.
 class MemoryTaskStore final : public TaskStore {
  public:
   MemoryTaskStore();
@@ -31,16 +30,11 @@ class MemoryTaskStore final : public TaskStore {
   std::string health() override { return "ok"; }
 
  private:
-  void later(std::function<void()> fn);
+  void commit(const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes);
 
   std::mutex mu_;
   std::map<std::string, TaskRecord> tasks_;
-  std::mutex q_mu_;
-  std::condition_variable_any q_cv_;
-  std::condition_variable idle_cv_;
-  std::deque<std::function<void()>> queue_;
-  bool busy_ = false;
-  std::jthread thread_;
+  WriteQueue writes_;  // last: its thread commits into tasks_
 };
 
 }  // namespace dspy::orchestrator

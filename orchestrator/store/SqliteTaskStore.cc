@@ -190,129 +190,98 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::open(const std::string
   return std::unique_ptr<SqliteTaskStore>(new SqliteTaskStore(path, writer, r.value(), max_batch));
 }
 
+struct SqliteTaskStore::Statements {
+  Stmt ins;
+  Stmt upd;
+  explicit Statements(sqlite3* db)
+      : ins(db, std::string("INSERT INTO tasks (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        upd(db,
+            "UPDATE tasks SET status=?, attempts=?, result=?, error=?, started_ms=?, finished_ms=?, "
+            "not_before_ms=? WHERE id=?") {}
+};
+
 SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* reader, int max_batch)
-    : path_(std::move(path)), writer_(writer), reader_(reader), max_batch_(max_batch) {
-  writer_thread_ = std::jthread([this](std::stop_token stop) { writerLoop(stop); });
+    : path_(std::move(path)), writer_(writer), reader_(reader), statements_(std::make_unique<Statements>(writer)) {
+  writes_ = std::make_unique<WriteQueue>(
+      [this](const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) { commit(batch, outcomes); },
+      max_batch);
 }
 
 SqliteTaskStore::~SqliteTaskStore() {
-  flush();
-  writer_thread_.request_stop();
-  cv_.notify_all();
-  writer_thread_.join();
+  writes_.reset();  // commits what is queued
+  statements_.reset();
   sqlite3_close_v2(reader_);
   sqlite3_close_v2(writer_);
 }
 
-void SqliteTaskStore::enqueue(Op op) {
-  {
-    std::lock_guard lock(mu_);
-    pending_.push_back(std::move(op));
-  }
-  cv_.notify_one();
-}
+void SqliteTaskStore::insert(const TaskRecord& task, Done done) { writes_->push({true, task, std::move(done)}); }
 
-void SqliteTaskStore::insert(const TaskRecord& task, Done done) { enqueue(Op{true, task, std::move(done)}); }
+void SqliteTaskStore::update(const TaskRecord& task, Done done) { writes_->push({false, task, std::move(done)}); }
 
-void SqliteTaskStore::update(const TaskRecord& task, Done done) { enqueue(Op{false, task, std::move(done)}); }
+void SqliteTaskStore::flush() { writes_->flush(); }
 
-void SqliteTaskStore::flush() {
-  std::unique_lock lock(mu_);
-  idle_cv_.wait(lock, [this] { return pending_.empty() && !busy_; });
-}
-
-void SqliteTaskStore::writerLoop(std::stop_token stop) {
-  Stmt ins(writer_,
-           std::string("INSERT INTO tasks (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-  Stmt upd(writer_,
-           "UPDATE tasks SET status=?, attempts=?, result=?, error=?, started_ms=?, finished_ms=?, "
-           "not_before_ms=? WHERE id=?");
-  std::vector<Op> batch;
-  std::vector<Status> outcomes;
+void SqliteTaskStore::commit(const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) {
+  Stmt& ins = statements_->ins;
+  Stmt& upd = statements_->upd;
+  // An update writes a task's whole mutable state, so only the last update of a task
+  // in this batch needs writing (a fast task's "running" and "completed" often meet
+  // in one batch).
   std::unordered_map<std::string, std::size_t> latest;
-  while (true) {
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, stop, [this] { return !pending_.empty(); });
-      if (pending_.empty()) return;  // stopped with nothing left
-      const std::size_t n = std::min(pending_.size(), static_cast<std::size_t>(max_batch_));
-      batch.assign(std::make_move_iterator(pending_.begin()),
-                   std::make_move_iterator(pending_.begin() + static_cast<std::ptrdiff_t>(n)));
-      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
-      busy_ = true;
-    }
-    outcomes.assign(batch.size(), Status::Ok());
-    // An update writes a task's whole mutable state, so only the last update of a task
-    // in this batch needs writing (a fast task's "running" and "completed" often meet
-    // in one batch).
-    latest.clear();
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (!batch[i].is_insert) latest[batch[i].task.id] = i;
-    }
-    Status tx = exec(writer_, "BEGIN IMMEDIATE");
-    for (std::size_t i = 0; tx.ok() && i < batch.size(); ++i) {
-      const TaskRecord& t = batch[i].task;
-      if (!batch[i].is_insert && latest[t.id] != i) continue;
-      sqlite3_stmt* st = batch[i].is_insert ? ins.st : upd.st;
-      sqlite3_reset(st);
-      sqlite3_clear_bindings(st);
-      const std::string payload = batch[i].is_insert ? dump(t.payload) : std::string(), result = dump(t.result);
-      const char* status = toString(t.status);
-      if (batch[i].is_insert) {
-        sqlite3_bind_int64(st, 1, t.seq);
-        sqlite3_bind_text(st, 2, t.id.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 3, t.cls.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(st, 4, t.priority);
-        sqlite3_bind_text(st, 5, t.workflow_id.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 6, payload.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 7, t.request_hash.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 8, status, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 9, t.attempts);
-        sqlite3_bind_text(st, 10, result.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 11, t.error.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 12, t.submitted_ms);
-        sqlite3_bind_int64(st, 13, t.started_ms);
-        sqlite3_bind_int64(st, 14, t.finished_ms);
-        sqlite3_bind_int64(st, 15, t.not_before_ms);
-      } else {
-        sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 2, t.attempts);
-        sqlite3_bind_text(st, 3, result.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 4, t.error.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 5, t.started_ms);
-        sqlite3_bind_int64(st, 6, t.finished_ms);
-        sqlite3_bind_int64(st, 7, t.not_before_ms);
-        sqlite3_bind_text(st, 8, t.id.c_str(), -1, SQLITE_TRANSIENT);
-      }
-      const int rc = sqlite3_step(st);
-      if (rc == SQLITE_CONSTRAINT) {
-        outcomes[i] = Error{"task id '" + t.id + "' exists", ErrorKind::AlreadyExists};
-      } else if (rc != SQLITE_DONE) {
-        outcomes[i] = Error{std::string("sqlite: ") + sqlite3_errmsg(writer_), ErrorKind::Internal};
-      } else if (!batch[i].is_insert && sqlite3_changes(writer_) == 0) {
-        outcomes[i] = Error{"task '" + t.id + "' not found", ErrorKind::NotFound};
-      }
-    }
-    if (tx.ok()) tx = exec(writer_, "COMMIT");
-    if (!tx.ok()) {
-      (void)exec(writer_, "ROLLBACK");
-      spdlog::error("task store commit of {} writes failed: {}", batch.size(), tx.error());
-      for (auto& o : outcomes) o = Error{"task store: " + tx.error(), ErrorKind::Unavailable};
-    }
-    {
-      std::lock_guard lock(mu_);
-      last_error_ = tx.ok() ? "" : tx.error();
-    }
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (batch[i].done) batch[i].done(outcomes[i]);
-    }
-    batch.clear();
-    {
-      std::lock_guard lock(mu_);
-      busy_ = false;
-    }
-    idle_cv_.notify_all();
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (!batch[i].is_insert) latest[batch[i].task.id] = i;
   }
+  Status tx = exec(writer_, "BEGIN IMMEDIATE");
+  for (std::size_t i = 0; tx.ok() && i < batch.size(); ++i) {
+    const TaskRecord& t = batch[i].task;
+    if (!batch[i].is_insert && latest[t.id] != i) continue;
+    sqlite3_stmt* st = batch[i].is_insert ? ins.st : upd.st;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    const std::string payload = batch[i].is_insert ? dump(t.payload) : std::string(), result = dump(t.result);
+    const char* status = toString(t.status);
+    if (batch[i].is_insert) {
+      sqlite3_bind_int64(st, 1, t.seq);
+      sqlite3_bind_text(st, 2, t.id.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 3, t.cls.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int(st, 4, t.priority);
+      sqlite3_bind_text(st, 5, t.workflow_id.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 6, payload.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 7, t.request_hash.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 8, status, -1, SQLITE_STATIC);
+      sqlite3_bind_int(st, 9, t.attempts);
+      sqlite3_bind_text(st, 10, result.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 11, t.error.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(st, 12, t.submitted_ms);
+      sqlite3_bind_int64(st, 13, t.started_ms);
+      sqlite3_bind_int64(st, 14, t.finished_ms);
+      sqlite3_bind_int64(st, 15, t.not_before_ms);
+    } else {
+      sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
+      sqlite3_bind_int(st, 2, t.attempts);
+      sqlite3_bind_text(st, 3, result.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 4, t.error.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(st, 5, t.started_ms);
+      sqlite3_bind_int64(st, 6, t.finished_ms);
+      sqlite3_bind_int64(st, 7, t.not_before_ms);
+      sqlite3_bind_text(st, 8, t.id.c_str(), -1, SQLITE_TRANSIENT);
+    }
+    const int rc = sqlite3_step(st);
+    if (rc == SQLITE_CONSTRAINT) {
+      outcomes[i] = Error{"task id '" + t.id + "' exists", ErrorKind::AlreadyExists};
+    } else if (rc != SQLITE_DONE) {
+      outcomes[i] = Error{std::string("sqlite: ") + sqlite3_errmsg(writer_), ErrorKind::Internal};
+    } else if (!batch[i].is_insert && sqlite3_changes(writer_) == 0) {
+      outcomes[i] = Error{"task '" + t.id + "' not found", ErrorKind::NotFound};
+    }
+  }
+  if (tx.ok()) tx = exec(writer_, "COMMIT");
+  if (!tx.ok()) {
+    (void)exec(writer_, "ROLLBACK");
+    spdlog::error("task store commit of {} writes failed: {}", batch.size(), tx.error());
+    for (auto& o : outcomes) o = Error{"task store: " + tx.error(), ErrorKind::Unavailable};
+  }
+  std::lock_guard lock(error_mu_);
+  last_error_ = tx.ok() ? "" : tx.error();
 }
 
 Result<std::vector<TaskRecord>> SqliteTaskStore::query(const std::string& sql, const std::function<void(void*)>& bind) {
@@ -377,7 +346,7 @@ Result<std::int64_t> SqliteTaskStore::maxSeq() {
 }
 
 std::string SqliteTaskStore::health() {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(error_mu_);
   return last_error_.empty() ? "ok" : "failing: " + last_error_;
 }
 

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "orchestrator/store/TaskStore.h"
+#include "orchestrator/store/WriteQueue.h"
 
 struct sqlite3;
 
@@ -42,29 +43,20 @@ class SqliteTaskStore final : public TaskStore {
   const std::string& path() const { return path_; }
 
  private:
-  struct Op {
-    bool is_insert;
-    TaskRecord task;
-    Done done;
-  };
   SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* reader, int max_batch);
-  void enqueue(Op op);
-  void writerLoop(std::stop_token stop);
+  // One transaction for the whole batch (the WriteQueue's commit function).
+  void commit(const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes);
   Result<std::vector<TaskRecord>> query(const std::string& sql, const std::function<void(void*)>& bind);
 
   std::string path_;
   sqlite3* writer_;
   sqlite3* reader_;
-  int max_batch_;
   std::mutex read_mu_;
-
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  std::condition_variable idle_cv_;
-  std::deque<Op> pending_;
-  bool busy_ = false;
+  std::mutex error_mu_;
   std::string last_error_;
-  std::jthread writer_thread_;
+  struct Statements;
+  std::unique_ptr<Statements> statements_;  // the writer's prepared statements
+  std::unique_ptr<WriteQueue> writes_;       // last: its thread uses the rest
 };
 
 }  // namespace dspy::orchestrator

@@ -1,6 +1,8 @@
 // Task status names, id rules, request identity and the retry schedule.
 #include "orchestrator/tasks/Task.h"
 
+#include "common/Backoff.h"
+
 #include "common/Text.h"
 
 #include <algorithm>
@@ -75,10 +77,11 @@ std::string requestHash(const std::string& cls, const Payload& payload, int prio
 
 std::chrono::milliseconds retryDelay(const RetryPolicy& policy, int next_attempt) {
   if (next_attempt <= 1) return std::chrono::milliseconds(0);
-  const double base = static_cast<double>(policy.initial_interval.count());
-  const double d = base * std::pow(policy.multiplier, next_attempt - 2);
-  const double capped = std::min(d, static_cast<double>(policy.max_interval.count()));
-  return std::chrono::milliseconds(static_cast<std::int64_t>(capped));
+  return Backoff::nominal(BackoffPolicy{.initial = policy.initial_interval,
+                                        .max = policy.max_interval,
+                                        .multiplier = policy.multiplier,
+                                        .jitter = 0},
+                          next_attempt - 2);
 }
 
 std::int64_t unixMillis() {

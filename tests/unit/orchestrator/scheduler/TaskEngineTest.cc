@@ -1,5 +1,6 @@
-// The task engine with an in-memory store and scripted executors: ordering, limits,
-// isolation of failures, retries, cancellation, duplicates, recovery, watchers.
+// The task engine with an in-memory store, scripted executors and a fake clock:
+// ordering, limits, isolation of failures, retries (exact delays, no real waiting),
+// cancellation, duplicates, recovery, watchers, the observer.
 #include <catch2/catch.hpp>
 
 #include <condition_variable>
@@ -85,7 +86,29 @@ class GateExecutor final : public Executor {
   std::map<std::string, int> by_class_, max_by_class_;
 };
 
+// Counts what the engine reports.
+struct CountingObserver final : EngineObserver {
+  std::mutex mu;
+  std::map<std::string, int> counts;
+  void add(const std::string& k) {
+    std::lock_guard lock(mu);
+    ++counts[k];
+  }
+  int get(const std::string& k) {
+    std::lock_guard lock(mu);
+    return counts[k];
+  }
+  void onAccepted(const std::string& cls) override { add("accepted " + cls); }
+  void onRejected(const std::string& cls, const std::string& reason) override { add("rejected " + cls + " " + reason); }
+  void onStarted(const std::string& cls, double) override { add("started " + cls); }
+  void onAttemptEnded(const std::string& cls, double) override { add("ended " + cls); }
+  void onRetryScheduled(const std::string& cls) override { add("retry " + cls); }
+  void onFinished(const std::string& cls, TaskStatus s) override { add(std::string(toString(s)) + " " + cls); }
+};
+
 struct Rig {
+  dspy::FakeClock clock;
+  CountingObserver observer;
   MemoryTaskStore store;
   std::shared_ptr<GateExecutor> gate = std::make_shared<GateExecutor>();
   std::unique_ptr<TaskEngine> engine;
@@ -99,8 +122,8 @@ struct Rig {
     cfg.classes["a"] = c;
     cfg.classes["b"] = c;
     cfg.max_payload_bytes = 1000;
-    engine = std::make_unique<TaskEngine>(cfg, store, TaskEngine::Executors{{"a", gate}, {"b", gate}},
-                                          dspy::Clock::real(), nullptr);
+    engine = std::make_unique<TaskEngine>(cfg, store, TaskEngine::Executors{{"a", gate}, {"b", gate}}, clock,
+                                          &observer);
   }
   ~Rig() {
     gate->open();
@@ -115,6 +138,19 @@ struct Rig {
   TaskStatus status(const std::string& id) { return engine->get(id).value().status; }
   bool waitStatus(const std::string& id, TaskStatus s) {
     return eventually([&] { return engine->get(id).ok() && status(id) == s; }, 5s);
+  }
+  // Waits until the task failed `attempts` times and waits for its retry.
+  bool waitRetry(const std::string& id, int attempts) {
+    return eventually(
+        [&] {
+          auto t = engine->get(id);
+          return t.ok() && t.value().status == TaskStatus::Pending && t.value().attempts == attempts &&
+                 t.value().not_before_ms > 0;
+        },
+        5s);
+  }
+  std::int64_t nowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock.systemTime().time_since_epoch()).count();
   }
 };
 
@@ -171,19 +207,38 @@ TEST_CASE("engine: retries by policy; non-retryable failures fail at once", "[or
   Rig rig(4, RetryPolicy{.max_attempts = 3, .initial_interval = 20ms, .multiplier = 2});
   rig.engine->start();
   rig.gate->open();
-  REQUIRE(rig.submit({.id = "flaky", .cls = "a", .payload = {{"outcome", "fail_once"}}}).ok());
+  const std::int64_t t0 = rig.nowMs();
   REQUIRE(rig.submit({.id = "broken", .cls = "a", .payload = {{"outcome", "fail"}}}).ok());
   REQUIRE(rig.submit({.id = "fatal", .cls = "a", .payload = {{"outcome", "fatal"}}}).ok());
-  REQUIRE(rig.waitStatus("flaky", TaskStatus::Completed));
-  CHECK(rig.engine->get("flaky").value().attempts == 2);
-  REQUIRE(rig.waitStatus("broken", TaskStatus::Failed));
-  CHECK(rig.engine->get("broken").value().attempts == 3);
-  CHECK(rig.gate->attempts("broken") == 3);
   REQUIRE(rig.waitStatus("fatal", TaskStatus::Failed));
   CHECK(rig.gate->attempts("fatal") == 1);
-  // Retries waited: broken's three attempts span at least 20 + 40 ms.
+  // The clock stands still: the retry waits exactly its delay, then runs.
+  REQUIRE(rig.waitRetry("broken", 1));
+  CHECK(rig.engine->get("broken").value().not_before_ms == t0 + 20);
+  rig.clock.advance(19ms);
+  CHECK(rig.engine->get("broken").value().attempts == 1);
+  rig.clock.advance(1ms);
+  REQUIRE(rig.waitRetry("broken", 2));
+  CHECK(rig.engine->get("broken").value().not_before_ms == t0 + 20 + 40);  // doubled
+  rig.clock.advance(40ms);
+  REQUIRE(rig.waitStatus("broken", TaskStatus::Failed));
   const auto t = rig.engine->get("broken").value();
-  CHECK(t.finished_ms - t.submitted_ms >= 60);
+  CHECK(t.attempts == 3);
+  CHECK(rig.gate->attempts("broken") == 3);
+  CHECK(t.finished_ms - t.submitted_ms == 60);
+  // A task that fails once completes on its second attempt.
+  REQUIRE(rig.submit({.id = "flaky", .cls = "a", .payload = {{"outcome", "fail_once"}}}).ok());
+  REQUIRE(rig.waitRetry("flaky", 1));
+  rig.clock.advance(20ms);
+  REQUIRE(rig.waitStatus("flaky", TaskStatus::Completed));
+  CHECK(rig.engine->get("flaky").value().attempts == 2);
+  // The observer heard all of it.
+  CHECK(rig.observer.get("accepted a") == 3);
+  CHECK(rig.observer.get("started a") == 6);
+  CHECK(eventually([&] { return rig.observer.get("ended a") == 6; }, 5s));
+  CHECK(rig.observer.get("retry a") == 3);
+  CHECK(rig.observer.get("failed a") == 2);
+  CHECK(rig.observer.get("completed a") == 1);
 }
 
 TEST_CASE("engine: cancel a queued task and a running one", "[orchestrator][engine]") {
@@ -230,6 +285,8 @@ TEST_CASE("engine: bad submissions are refused and change nothing", "[orchestrat
   CHECK(kind({.id = "to", .cls = "a", .payload = {{"timeout_seconds", "-3"}}}) == dspy::ErrorKind::InvalidArgument);
   CHECK(kind({.id = "rej", .cls = "a", .payload = {{"reject", "1"}}}) == dspy::ErrorKind::InvalidArgument);
   CHECK(rig.engine->stats().submitted == 0);
+  CHECK(rig.observer.get("rejected a invalid") == 5);
+  CHECK(rig.observer.get("rejected unknown invalid") == 1);
   CHECK(rig.engine->get("x").kind() == dspy::ErrorKind::NotFound);
   // A missing id is generated; a missing class is cpu_short (not configured here).
   auto gen = rig.submit({.cls = "a"});
@@ -263,11 +320,17 @@ TEST_CASE("engine: recovery requeues pending tasks and retries or fails interrup
   c.limiter = LimiterConfig{.kind = "fixed", .initial = 4, .min = 1, .max = 4};
   c.retry = RetryPolicy{.max_attempts = 3, .initial_interval = 10ms};
   cfg.classes["a"] = c;
-  TaskEngine engine(cfg, store, {{"a", gate}}, dspy::Clock::real(), nullptr);
+  dspy::FakeClock clock;
+  TaskEngine engine(cfg, store, {{"a", gate}}, clock, nullptr);
   REQUIRE(engine.recover().ok());
   engine.start();
   auto final = [&](const std::string& id) {
-    eventually([&] { return isTerminal(engine.get(id).value().status); }, 5s);
+    eventually(
+        [&] {
+          clock.advance(1ms);  // the interrupted attempt's retry waits 10 ms of this clock
+          return isTerminal(engine.get(id).value().status);
+        },
+        5s);
     return engine.get(id).value();
   };
   CHECK(final("p1").status == TaskStatus::Completed);
@@ -308,7 +371,10 @@ TEST_CASE("engine: watchers see each change once, in order", "[orchestrator][eng
   std::vector<std::string> seen;
   std::stop_source never;
   while (seen.empty() || seen.back() != "completed") {
-    for (const auto& t : w->next(never.get_token())) seen.push_back(toString(t.status));
+    for (const auto& t : w->next(never.get_token())) {
+      seen.push_back(toString(t.status));
+      if (seen.size() == 3) rig.clock.advance(5ms);  // the retry's delay
+    }
   }
   CHECK(seen == std::vector<std::string>{"pending", "running", "pending", "running", "completed"});
   rig.engine->unwatch(w);

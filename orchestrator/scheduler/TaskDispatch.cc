@@ -1,0 +1,187 @@
+// The engine's work: queues per class, dispatch under the class's limiter, attempts on
+// the worker pool, their outcomes (done, retry after a backoff delay, failed), durable
+// state changes and the retry timer.
+#include "orchestrator/scheduler/TaskEngine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "common/Text.h"
+
+namespace dspy::orchestrator {
+
+void TaskEngine::enqueueLocked(Entry& e) {
+  ClassState& cs = classes_.at(runsUnder(e.rec.cls));
+  if (const std::int64_t wait_ms = e.rec.not_before_ms - nowMs(); wait_ms > 0) {
+    ++cs.waiting_retry;
+    retry_at_.emplace(clock_.monotonicTime() + std::chrono::milliseconds(wait_ms), e.rec.id);
+    ++retry_changes_;
+    timer_cv_.notify_all();
+    return;
+  }
+  e.queued_at = clock_.monotonicTime();
+  cs.queue.emplace(QueueKey{-e.rec.priority, e.rec.seq}, e.rec.id);
+  dispatchLocked(cs);
+}
+
+void TaskEngine::dispatchLocked(ClassState& cs) {
+  if (!started_ || stopping_) return;
+  while (!cs.queue.empty() && cs.inflight < cs.limiter->limit()) {
+    auto node = cs.queue.extract(cs.queue.begin());
+    Entry& e = tasks_.at(node.mapped());
+    e.rec.status = TaskStatus::Running;
+    e.rec.attempts += 1;
+    e.rec.started_ms = nowMs();
+    e.rec.not_before_ms = 0;
+    e.started_at = clock_.monotonicTime();
+    e.cancel = std::stop_source();
+    ++cs.inflight;
+    cs.limiter->onStart(cs.inflight);
+    const double waited = std::chrono::duration<double>(e.started_at - e.queued_at).count();
+    observer_.onStarted(runsUnder(e.rec.cls), waited);
+    cs.recent_waits.add(e.started_at, waited);
+    ExecRequest req;
+    req.task_id = e.rec.id;
+    req.cls = e.rec.cls;
+    req.payload = expandPayload(e.rec.payload).value();  // validated at submission
+    req.attempt = e.rec.attempts;
+    req.timeout = cs.cfg.timeout;
+    if (auto t = req.payload.find("timeout_seconds"); t != req.payload.end()) {
+      // Validated at submission: a positive integer; capped so that seconds * 1000 fits.
+      const auto secs = parseInt(t->second, 1, INT64_MAX / 1000).value_or(INT64_MAX / 1000);
+      req.timeout = std::min(req.timeout, std::chrono::milliseconds(secs * 1000));
+    }
+    ++running_threads_;
+    // The attempt starts only once "running, attempt N" is durable: a crash can then
+    // never run a task again without counting the attempt.
+    persistLocked(e, [this, id = e.rec.id, r = std::move(req), ex = cs.executor,
+                      token = e.cancel.get_token()]() mutable {
+      pool_.run([this, id = std::move(id), r = std::move(r), ex = std::move(ex), token]() mutable {
+        runAttempt(std::move(id), std::move(r), std::move(ex), token);
+      });
+    });
+  }
+}
+
+void TaskEngine::runAttempt(std::string id, ExecRequest req, std::shared_ptr<Executor> ex, std::stop_token cancel) {
+  const auto started = clock_.monotonicTime();
+  ExecOutcome outcome;
+  try {
+    outcome = ex->execute(req, cancel);
+  } catch (const std::exception& err) {
+    outcome = ExecOutcome::failure(std::string("executor error: ") + err.what(), true);
+  }
+  finishAttempt(id, std::move(outcome), clock_.monotonicTime() - started, started);
+  std::lock_guard lock(mu_);
+  if (--running_threads_ == 0) threads_cv_.notify_all();
+}
+
+void TaskEngine::finishAttempt(const std::string& id, ExecOutcome outcome, std::chrono::nanoseconds latency,
+                               Clock::MonotonicTime started) {
+  std::lock_guard lock(mu_);
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return;
+  Entry& e = it->second;
+  ClassState& cs = classes_.at(runsUnder(e.rec.cls));
+  --cs.inflight;
+  ++totals_.processed;
+  observer_.onAttemptEnded(runsUnder(e.rec.cls), std::chrono::duration<double>(latency).count());
+  const int queued = static_cast<int>(cs.queue.size());
+  if (!e.interrupted && !e.cancel_requested) {
+    cs.limiter->onSample(LimiterSample{started, latency, !outcome.success}, cs.inflight, queued);
+    cs.recent_outcomes.add(clock_.monotonicTime(), outcome.success ? 0.0 : 1.0);
+  }
+  e.rec.result = std::move(outcome.result);
+  e.rec.result["attempt"] = std::to_string(e.rec.attempts);
+  if (e.interrupted) {
+    // Our own shutdown stopped it: not the task's fault, so the attempt is given back.
+    e.rec.status = TaskStatus::Pending;
+    e.rec.attempts -= 1;
+    e.rec.error = "interrupted by an orchestrator shutdown; will run again";
+  } else if (e.cancel_requested) {
+    e.rec.status = TaskStatus::Cancelled;
+    e.rec.error = "cancelled while running";
+  } else if (outcome.success) {
+    e.rec.status = TaskStatus::Completed;
+    e.rec.error.clear();
+  } else if (outcome.retryable && e.rec.attempts < cs.cfg.retry.max_attempts) {
+    e.rec.status = TaskStatus::Pending;
+    e.rec.error = "attempt " + std::to_string(e.rec.attempts) + " failed: " + outcome.error;
+    e.rec.not_before_ms = nowMs() + retryDelay(cs.cfg.retry, e.rec.attempts + 1).count();
+    observer_.onRetryScheduled(runsUnder(e.rec.cls));
+  } else {
+    e.rec.status = TaskStatus::Failed;
+    e.rec.error = outcome.error;
+  }
+  if (isTerminal(e.rec.status)) e.rec.finished_ms = nowMs();
+  persistLocked(e);
+  if (e.rec.status == TaskStatus::Pending && !e.interrupted) enqueueLocked(e);
+  dispatchLocked(cs);
+}
+
+void TaskEngine::persistLocked(Entry& e, std::function<void()> then) {
+  if (isTerminal(e.rec.status)) {
+    if (e.rec.status == TaskStatus::Completed) {
+      ++totals_.completed;
+    } else if (e.rec.status == TaskStatus::Failed) {
+      ++totals_.failed;
+    } else {
+      ++totals_.cancelled;
+    }
+    observer_.onFinished(runsUnder(e.rec.cls), e.rec.status);
+  }
+  TaskRecord copy = e.rec;
+  copy.payload.clear();  // an update does not write the payload, and watchers do not show it
+  const bool terminal = isTerminal(copy.status);
+  store_.update(copy, [this, copy, terminal, then = std::move(then)](Status s) {
+    if (!s.ok()) spdlog::error("task {}: could not record state {}: {}", copy.id, toString(copy.status), s.error());
+    notify(copy);
+    if (then) then();
+    if (terminal) {
+      std::lock_guard lock(mu_);
+      retireLocked(copy.id);
+    }
+  });
+}
+
+void TaskEngine::retireLocked(const std::string& id) {
+  finished_order_.push_back(id);
+  while (finished_order_.size() > static_cast<std::size_t>(cfg_.retain_finished)) {
+    auto it = tasks_.find(finished_order_.front());
+    if (it != tasks_.end() && isTerminal(it->second.rec.status)) tasks_.erase(it);
+    finished_order_.pop_front();
+  }
+}
+
+void TaskEngine::notify(const TaskRecord& rec) {
+  std::lock_guard lock(watch_mu_);
+  for (auto& w : watches_) {
+    if (w->wants(rec.id)) w->push(rec);
+  }
+}
+
+void TaskEngine::timerLoop(std::stop_token stop) {
+  std::unique_lock lock(mu_);
+  while (!stop.stop_requested()) {
+    const auto now = clock_.monotonicTime();
+    while (!retry_at_.empty() && retry_at_.begin()->first <= now) {
+      const std::string id = retry_at_.begin()->second;
+      retry_at_.erase(retry_at_.begin());
+      auto it = tasks_.find(id);
+      if (it == tasks_.end() || it->second.rec.status != TaskStatus::Pending) continue;
+      auto& cs = classes_.at(runsUnder(it->second.rec.cls));
+      --cs.waiting_retry;
+      it->second.rec.not_before_ms = 0;
+      enqueueLocked(it->second);
+    }
+    // Until the earliest retry is due, or one arrives (it may be earlier). With nothing
+    // waiting, look again after a while anyway.
+    const auto until = retry_at_.empty() ? now + std::chrono::hours(1) : retry_at_.begin()->first;
+    const std::uint64_t seen = retry_changes_;
+    clock_.waitUntil(lock, timer_cv_, until, stop, [&] { return retry_changes_ != seen; });
+  }
+}
+
+}  // namespace dspy::orchestrator

@@ -1,0 +1,50 @@
+// WriteQueue: the one write path of every TaskStore. Writes queue up while the
+// previous batch commits; a writer thread hands each batch (at most `max_batch`) to
+// the store's commit function in one go (group commit), then runs the writes' `done`
+// callbacks in submission order on that thread. flush() waits until everything queued
+// so far is committed and answered.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "orchestrator/store/TaskStore.h"
+
+namespace dspy::orchestrator {
+
+class WriteQueue {
+ public:
+  struct Write {
+    bool is_insert = false;
+    TaskRecord task;
+    TaskStore::Done done;
+  };
+  // Commits `batch`; sets outcomes[i] for each write (they start as Ok).
+  using Commit = std::function<void(const std::vector<Write>& batch, std::vector<Status>& outcomes)>;
+
+  WriteQueue(Commit commit, int max_batch);
+  ~WriteQueue();  // commits what is queued, then stops
+  WriteQueue(const WriteQueue&) = delete;
+  WriteQueue& operator=(const WriteQueue&) = delete;
+
+  void push(Write write);
+  void flush();
+
+ private:
+  void loop(std::stop_token stop);
+
+  Commit commit_;
+  std::size_t max_batch_;
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::condition_variable idle_cv_;
+  std::deque<Write> pending_;
+  bool busy_ = false;
+  std::jthread thread_;  // last: starts once the rest is ready
+};
+
+}  // namespace dspy::orchestrator
