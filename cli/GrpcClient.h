@@ -4,6 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,5 +17,21 @@ int failed(const grpc::Status& s, const std::string& what);
 // A channel to `addr` that is connected, or nullptr after printing that `daemon` is
 // not reachable (3 s).
 std::shared_ptr<grpc::Channel> connect(const std::string& addr, const std::string& daemon);
+
+// A command's action: connect to `options->addr`, run `command` on a stub of `Service`
+// and put its result in *exit_code (1 when the daemon is not reachable).
+template <class Service, class Options>
+std::function<void()> runCommand(std::shared_ptr<Options> options, const char* daemon, int* exit_code,
+                                 int (*command)(typename Service::Stub&, const Options&)) {
+  return [options, daemon, exit_code, command] {
+    auto channel = connect(options->addr, daemon);
+    if (!channel) {
+      *exit_code = 1;
+      return;
+    }
+    auto stub = Service::NewStub(channel);
+    *exit_code = command(*stub, *options);
+  };
+}
 
 }  // namespace dspy::cli

@@ -14,23 +14,14 @@
 #include "cli/GrpcClient.h"
 #include "env_manager/v1/env_manager.grpc.pb.h"
 
+#include <CLI/CLI.hpp>
+
+#include <memory>
+
 namespace dspy::cli {
 namespace {
 
 namespace pb = env_manager::v1;
-
-constexpr const char* kUsage = R"(usage: dspy-agent services COMMAND [options] [SERVICE...]
-
-  start [SERVICE...]            start services and what they depend on (all when none given),
-                                showing each step as it happens
-  stop [--timeout S] [SERVICE...]  stop services and what depends on them, dependents first
-  restart SERVICE [--timeout S]
-  status [--json] [SERVICE...]  state, health, container, ports, CPU and memory of each service
-  logs SERVICE [-f] [--tail N]  the service's container logs
-
-env-manager address: --addr HOST:PORT (default $ENV_MANAGER_ADDR or 127.0.0.1:50100);
-a bearer token is read from $DSPY_AGENT_TOKEN.
-)";
 
 struct Options {
   std::string addr;
@@ -167,49 +158,45 @@ int logs(pb::EnvManagerService::Stub& stub, const Options& o) {
 
 }  // namespace
 
-int servicesCommand(const std::vector<std::string>& args) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::fputs(kUsage, args.empty() ? stderr : stdout);
-    return args.empty() ? 2 : 0;
-  }
-  Options o;
+void addServicesCommands(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<Options>();
   const char* env_addr = std::getenv("ENV_MANAGER_ADDR");
-  o.addr = (env_addr != nullptr && *env_addr != '\0') ? env_addr : "127.0.0.1:50100";
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    const auto& a = args[i];
-    auto number = [&](int* out) {
-      if (i + 1 >= args.size()) return false;
-      auto v = dspy::parseInt(args[i + 1], 0, 1'000'000);
-      if (!v) return false;
-      *out = static_cast<int>(*v);
-      ++i;
-      return true;
-    };
-    if (a == "--json") o.json = true;
-    else if (a == "-f" || a == "--follow") o.follow = true;
-    else if (a == "--addr" && i + 1 < args.size()) o.addr = args[++i];
-    else if (a == "--tail") {
-      if (!number(&o.tail)) { std::fputs("--tail needs a number\n", stderr); return 2; }
-    } else if (a == "--timeout") {
-      if (!number(&o.timeout)) { std::fputs("--timeout needs a number of seconds\n", stderr); return 2; }
-    } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "unknown option '%s'\n\n%s", a.c_str(), kUsage);
-      return 2;
-    } else {
-      o.names.push_back(a);
-    }
-  }
-  auto channel = connect(o.addr, "env-manager");
-  if (!channel) return 1;
-  auto stub = pb::EnvManagerService::NewStub(channel);
-  const std::string& cmd = args[0];
-  if (cmd == "start") return start(*stub, o);
-  if (cmd == "stop") return stop(*stub, o);
-  if (cmd == "restart") return restart(*stub, o);
-  if (cmd == "status") return status(*stub, o);
-  if (cmd == "logs") return logs(*stub, o);
-  std::fprintf(stderr, "unknown services command '%s'\n\n%s", cmd.c_str(), kUsage);
-  return 2;
+  o->addr = (env_addr != nullptr && *env_addr != '\0') ? env_addr : "127.0.0.1:50100";
+  CLI::App* services = app.add_subcommand("services", "drive env-manager's stack: start, stop, restart, status, logs");
+  services->require_subcommand(1);
+  services->fallthrough();  // --addr may also follow the command
+  services->add_option("--addr", o->addr, "env-manager's gRPC address ($ENV_MANAGER_ADDR, else 127.0.0.1:50100)");
+  services->footer("A bearer token is read from $DSPY_AGENT_TOKEN.");
+  auto run = [o, exit_code](int (*command)(pb::EnvManagerService::Stub&, const Options&)) {
+    return runCommand<pb::EnvManagerService>(o, "env-manager", exit_code, command);
+  };
+  const auto seconds = CLI::Range(0, 3600);
+
+  CLI::App* c = services->add_subcommand("start", "start services and what they depend on (all when none given), "
+                                                  "showing each step as it happens");
+  c->add_option("service", o->names, "services to start");
+  c->callback(run(&start));
+
+  c = services->add_subcommand("stop", "stop services and what depends on them, dependents first (all when none given)");
+  c->add_option("service", o->names, "services to stop");
+  c->add_option("--timeout", o->timeout, "seconds each container gets to stop (0: its stop_grace_period)")->check(seconds);
+  c->callback(run(&stop));
+
+  c = services->add_subcommand("restart", "stop one service and start it again");
+  c->add_option("service", o->names, "the service")->required()->expected(1);
+  c->add_option("--timeout", o->timeout, "seconds the container gets to stop (0: its stop_grace_period)")->check(seconds);
+  c->callback(run(&restart));
+
+  c = services->add_subcommand("status", "state, health, container, ports, CPU and memory of each service");
+  c->add_option("service", o->names, "services to show (all when none given)");
+  c->add_flag("--json", o->json, "JSON for scripts");
+  c->callback(run(&status));
+
+  c = services->add_subcommand("logs", "a service's container logs");
+  c->add_option("service", o->names, "the service")->required()->expected(1);
+  c->add_flag("-f,--follow", o->follow, "keep following new lines");
+  c->add_option("--tail", o->tail, "only the last N lines (0: all)")->check(CLI::Range(0, 1'000'000));
+  c->callback(run(&logs));
 }
 
 }  // namespace dspy::cli

@@ -1,12 +1,14 @@
 // `dspy-agent services ...`: drive env-manager's stack over gRPC.
 #pragma once
 
-#include <string>
-#include <vector>
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace dspy::cli {
 
-// Returns the process exit code: 0 ok, 1 the operation failed, 2 bad usage.
-int servicesCommand(const std::vector<std::string>& args);
+// Adds `services` and its commands to `app`; the command that runs sets *exit_code:
+// 0 ok, 1 the operation failed, 2 bad usage.
+void addServicesCommands(CLI::App& app, int* exit_code);
 
 }  // namespace dspy::cli

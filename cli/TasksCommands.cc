@@ -12,25 +12,14 @@
 #include "cli/GrpcClient.h"
 #include "orchestrator/v1/orchestrator.grpc.pb.h"
 
+#include <CLI/CLI.hpp>
+
+#include <memory>
+
 namespace dspy::cli {
 namespace {
 
 namespace pb = ::orchestrator::v1;
-
-constexpr const char* kUsage = R"(usage: dspy-agent tasks COMMAND [options]
-
-  submit CLASS [--id ID] [--priority N] [--wait] [KEY=VALUE...]
-                                submit a task (payload from KEY=VALUE pairs); with --wait,
-                                follow it until it finished and exit 1 unless it completed
-  show ID [--json]              one task: status, attempts, result, error
-  list [--status S] [--class C] [--limit N] [--json]
-                                tasks in submission order (S: pending, running, completed,
-                                failed, cancelled)
-  cancel ID                     cancel a queued or running task
-
-orchestrator address: --addr HOST:PORT (default $ORCHESTRATOR_GRPC_ADDR or 127.0.0.1:50052);
-a bearer token is read from $DSPY_AGENT_TOKEN.
-)";
 
 struct Options {
   std::string addr;
@@ -39,7 +28,7 @@ struct Options {
   int priority = 0;
   int limit = 0;
   std::string id, status, cls;
-  std::vector<std::string> rest;
+  std::vector<std::string> rest;  // the positional words: CLASS then KEY=VALUE..., or an ID
 };
 
 // A unary call: the token and a deadline.
@@ -190,59 +179,44 @@ int cancel(pb::OrchestratorService::Stub& stub, const Options& o) {
 
 }  // namespace
 
-int tasksCommand(const std::vector<std::string>& args) {
-  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-    std::fputs(kUsage, args.empty() ? stderr : stdout);
-    return args.empty() ? 2 : 0;
-  }
-  Options o;
+void addTasksCommands(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<Options>();
   const char* env_addr = std::getenv("ORCHESTRATOR_GRPC_ADDR");
-  o.addr = (env_addr != nullptr && *env_addr != '\0') ? env_addr : "127.0.0.1:50052";
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    const auto& a = args[i];
-    auto value = [&](std::string* out) {
-      if (i + 1 >= args.size()) return false;
-      *out = args[++i];
-      return true;
-    };
-    auto number = [&](int* out, long min) {
-      std::string text;
-      if (!value(&text)) return false;
-      auto v = dspy::parseInt(text, min, 1'000'000'000);
-      if (!v) return false;
-      *out = static_cast<int>(*v);
-      return true;
-    };
-    bool ok = true;
-    if (a == "--json") o.json = true;
-    else if (a == "--wait") o.wait = true;
-    else if (a == "--addr") ok = value(&o.addr);
-    else if (a == "--id") ok = value(&o.id);
-    else if (a == "--status") ok = value(&o.status);
-    else if (a == "--class") ok = value(&o.cls);
-    else if (a == "--priority") ok = number(&o.priority, -1'000'000'000);
-    else if (a == "--limit") ok = number(&o.limit, 1);
-    else if (a.size() > 1 && a[0] == '-' && a.find('=') == std::string::npos) {
-      std::fprintf(stderr, "unknown option '%s'\n\n%s", a.c_str(), kUsage);
-      return 2;
-    } else {
-      o.rest.push_back(a);
-    }
-    if (!ok) {
-      std::fprintf(stderr, "option %s needs a valid value\n", a.c_str());
-      return 2;
-    }
-  }
-  auto channel = connect(o.addr, "orchestrator");
-  if (!channel) return 1;
-  auto stub = pb::OrchestratorService::NewStub(channel);
-  const std::string& cmd = args[0];
-  if (cmd == "submit") return submit(*stub, o);
-  if (cmd == "show") return show(*stub, o);
-  if (cmd == "list") return list(*stub, o);
-  if (cmd == "cancel") return cancel(*stub, o);
-  std::fprintf(stderr, "unknown tasks command '%s'\n\n%s", cmd.c_str(), kUsage);
-  return 2;
+  o->addr = (env_addr != nullptr && *env_addr != '\0') ? env_addr : "127.0.0.1:50052";
+  CLI::App* tasks = app.add_subcommand("tasks", "the orchestrator's tasks: submit, show, list, cancel");
+  tasks->require_subcommand(1);
+  tasks->fallthrough();  // --addr may also follow the command
+  tasks->add_option("--addr", o->addr, "the orchestrator's gRPC address ($ORCHESTRATOR_GRPC_ADDR, else 127.0.0.1:50052)");
+  tasks->footer("A bearer token is read from $DSPY_AGENT_TOKEN.");
+  auto run = [o, exit_code](int (*command)(pb::OrchestratorService::Stub&, const Options&)) {
+    return runCommand<pb::OrchestratorService>(o, "orchestrator", exit_code, command);
+  };
+
+  CLI::App* c = tasks->add_subcommand("submit", "submit a task; with --wait, follow it until it finished and exit 1 "
+                                                "unless it completed");
+  c->add_option("class", o->rest, "CLASS, then the payload as KEY=VALUE words")->required();
+  c->add_option("--id", o->id, "the task's id (default: generated)");
+  c->add_option("--priority", o->priority, "higher runs first (default 0)")
+      ->check(CLI::Range(-1'000'000'000, 1'000'000'000));
+  c->add_flag("--wait", o->wait, "follow the task until it finished");
+  c->callback(run(&submit));
+
+  c = tasks->add_subcommand("show", "one task: status, attempts, result, error");
+  c->add_option("id", o->rest, "the task's id")->required()->expected(1);
+  c->add_flag("--json", o->json, "JSON for scripts");
+  c->callback(run(&show));
+
+  c = tasks->add_subcommand("list", "tasks in submission order");
+  c->add_option("--status", o->status, "only tasks in this state")
+      ->check(CLI::IsMember({"pending", "running", "completed", "failed", "cancelled"}));
+  c->add_option("--class", o->cls, "only tasks of this class");
+  c->add_option("--limit", o->limit, "at most N tasks")->check(CLI::Range(1, 1'000'000'000));
+  c->add_flag("--json", o->json, "JSON for scripts");
+  c->callback(run(&list));
+
+  c = tasks->add_subcommand("cancel", "cancel a queued or running task");
+  c->add_option("id", o->rest, "the task's id")->required()->expected(1);
+  c->callback(run(&cancel));
 }
 
 }  // namespace dspy::cli

@@ -1,12 +1,14 @@
 // `dspy-agent tasks ...`: submit, inspect, list and cancel orchestrator tasks over gRPC.
 #pragma once
 
-#include <string>
-#include <vector>
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace dspy::cli {
 
-// Returns the process exit code: 0 ok, 1 the operation failed, 2 bad usage.
-int tasksCommand(const std::vector<std::string>& args);
+// Adds `tasks` and its commands to `app`; the command that runs sets *exit_code:
+// 0 ok, 1 the operation failed, 2 bad usage.
+void addTasksCommands(CLI::App& app, int* exit_code);
 
 }  // namespace dspy::cli

@@ -10,30 +10,12 @@
 
 #include "cli/ServicesCommands.h"
 #include "cli/TasksCommands.h"
+#include "common/CommandLine.h"
 #include "common/ConfigSchema.h"
 #include "env_manager/EnvManagerConfig.h"
 #include "orchestrator/OrchestratorConfig.h"
 
 namespace {
-
-constexpr const char* kUsage = R"(usage: dspy-agent COMMAND [options]
-
-commands:
-  status [--json]                    health of both daemons at a glance
-  services start|stop|restart|status|logs ...
-                                     drive env-manager's stack (services --help)
-  tasks submit|show|list|cancel ...  the orchestrator's tasks (tasks --help)
-  config validate [--env-manager FILE] [--orchestrator FILE]
-                                     check config files (and the environment) as the
-                                     daemons would, without starting anything
-  config keys                        list every config key of both daemons
-  version                            print the CLI version
-
-addresses: --env-manager-http HOST:PORT (default $ENV_MANAGER_METRICS_ADDR or 127.0.0.1:50101),
-           --orchestrator-http HOST:PORT (default $ORCHESTRATOR_HTTP_ADDR or 127.0.0.1:9097);
-a bearer token is read from $DSPY_AGENT_TOKEN.
-exit codes: 0 ok, 1 something is unhealthy or invalid, 2 bad usage.
-)";
 
 std::string envOr(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
@@ -72,19 +54,7 @@ Probe probeHealth(const std::string& name, const std::string& address) {
   return p;
 }
 
-int status(const std::vector<std::string>& args) {
-  bool as_json = false;
-  std::string em = envOr("ENV_MANAGER_METRICS_ADDR", "127.0.0.1:50101");
-  std::string orch = envOr("ORCHESTRATOR_HTTP_ADDR", "127.0.0.1:9097");
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--json") as_json = true;
-    else if (args[i] == "--env-manager-http" && i + 1 < args.size()) em = args[++i];
-    else if (args[i] == "--orchestrator-http" && i + 1 < args.size()) orch = args[++i];
-    else {
-      std::fprintf(stderr, "status: unknown option '%s'\n", args[i].c_str());
-      return 2;
-    }
-  }
+int status(bool as_json, const std::string& em, const std::string& orch) {
   std::vector<Probe> probes{probeHealth("env-manager", em), probeHealth("orchestrator", orch)};
   bool all_ok = true;
   nlohmann::json out = nlohmann::json::object();
@@ -121,18 +91,8 @@ int status(const std::vector<std::string>& args) {
   return all_ok ? 0 : 1;
 }
 
-int configValidate(const std::vector<std::string>& args) {
+int configValidate(std::string em_file, std::string orch_file) {
   const auto env = dspy::config::processEnv();
-  std::string em_file;
-  std::string orch_file;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--env-manager" && i + 1 < args.size()) em_file = args[++i];
-    else if (args[i] == "--orchestrator" && i + 1 < args.size()) orch_file = args[++i];
-    else {
-      std::fprintf(stderr, "config validate: unknown option '%s'\n", args[i].c_str());
-      return 2;
-    }
-  }
   if (em_file.empty() && orch_file.empty()) {
     em_file = envOr("ENV_MANAGER_CONFIG", "/etc/dspy-agent/env-manager.yaml");
     orch_file = envOr("ORCHESTRATOR_CONFIG", "/etc/dspy-agent/orchestrator.yaml");
@@ -174,24 +134,38 @@ int configKeys() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::fputs(kUsage, args.empty() ? stderr : stdout);
-    return args.empty() ? 2 : 0;
-  }
-  const std::string cmd = args[0];
-  std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (cmd == "status") return status(rest);
-  if (cmd == "services") return dspy::cli::servicesCommand(rest);
-  if (cmd == "tasks") return dspy::cli::tasksCommand(rest);
-  if (cmd == "version") {
-    std::printf("dspy-agent %s\n", DSPY_VERSION);
-    return 0;
-  }
-  if (cmd == "config" && !rest.empty() && rest[0] == "validate") {
-    return configValidate(std::vector<std::string>(rest.begin() + 1, rest.end()));
-  }
-  if (cmd == "config" && !rest.empty() && rest[0] == "keys") return configKeys();
-  std::fprintf(stderr, "dspy-agent: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
-  return 2;
+  CLI::App app{"dspy-agent: the operators' command line for env-manager and the orchestrator"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("dspy-agent ") + DSPY_VERSION);
+  app.footer("Exit codes: 0 ok, 1 something is unhealthy, failed or invalid, 2 bad usage.");
+  int exit_code = 0;
+
+  bool as_json = false;
+  std::string em_http = envOr("ENV_MANAGER_METRICS_ADDR", "127.0.0.1:50101");
+  std::string orch_http = envOr("ORCHESTRATOR_HTTP_ADDR", "127.0.0.1:9097");
+  CLI::App* c = app.add_subcommand("status", "health of both daemons at a glance");
+  c->add_flag("--json", as_json, "JSON for scripts");
+  c->add_option("--env-manager-http", em_http, "env-manager's HTTP address ($ENV_MANAGER_METRICS_ADDR)");
+  c->add_option("--orchestrator-http", orch_http, "the orchestrator's HTTP address ($ORCHESTRATOR_HTTP_ADDR)");
+  c->callback([&] { exit_code = status(as_json, em_http, orch_http); });
+
+  dspy::cli::addServicesCommands(app, &exit_code);
+  dspy::cli::addTasksCommands(app, &exit_code);
+
+  CLI::App* config = app.add_subcommand("config", "check config files, list config keys");
+  config->require_subcommand(1);
+  std::string em_file, orch_file;
+  c = config->add_subcommand("validate", "check config files (and the environment) as the daemons would, "
+                                         "without starting anything");
+  c->add_option("--env-manager", em_file, "env-manager's config file");
+  c->add_option("--orchestrator", orch_file, "the orchestrator's config file");
+  c->callback([&] { exit_code = configValidate(em_file, orch_file); });
+  c = config->add_subcommand("keys", "list every config key of both daemons");
+  c->callback([&] { exit_code = configKeys(); });
+
+  c = app.add_subcommand("version", "print the CLI version");
+  c->callback([&] { std::printf("dspy-agent %s\n", DSPY_VERSION); });
+
+  if (auto code = dspy::parseCommandLine(app, argc, argv)) return *code;
+  return exit_code;
 }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/CommandLine.h"
 #include "common/ConfigSchema.h"
 #include "common/Logging.h"
 
@@ -20,37 +21,14 @@ const char* version() { return DSPY_VERSION; }
 
 std::variant<DaemonArgs, int> parseDaemonArgs(int argc, char** argv, const DaemonInfo& info) {
   DaemonArgs args;
-  bool explicit_config = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
-      std::printf(
-          "%s: %s\n\n"
-          "usage: %s [--config FILE] [--check-config]\n"
-          "  --config FILE    YAML config (default: $%s, else %s if it exists, else built-in defaults)\n"
-          "  --check-config   validate the config (file and environment) and exit\n"
-          "  --version        print the version and exit\n",
-          info.name.c_str(), info.summary.c_str(), info.name.c_str(), info.config_env.c_str(),
-          info.default_config.c_str());
-      return 0;
-    }
-    if (a == "--version") {
-      std::printf("%s %s\n", info.name.c_str(), version());
-      return 0;
-    }
-    if (a == "--check-config") {
-      args.check_only = true;
-    } else if (a == "--config" && i + 1 < argc) {
-      args.config_file = argv[++i];
-      explicit_config = true;
-    } else if (a.rfind("--config=", 0) == 0) {
-      args.config_file = a.substr(9);
-      explicit_config = true;
-    } else {
-      std::fprintf(stderr, "%s: unknown argument '%s' (try --help)\n", info.name.c_str(), a.c_str());
-      return 2;
-    }
-  }
+  CLI::App app{info.name + ": " + info.summary, info.name};
+  app.set_version_flag("--version", info.name + " " + version());
+  app.add_option("--config", args.config_file,
+                 "YAML config (default: $" + info.config_env + ", else " + info.default_config +
+                     " if it exists, else built-in defaults)");
+  app.add_flag("--check-config", args.check_only, "validate the config (file and environment) and exit");
+  if (auto code = parseCommandLine(app, argc, argv)) return *code;
+  const bool explicit_config = app.count("--config") > 0;
   if (!explicit_config) {
     if (const char* env = std::getenv(info.config_env.c_str()); env != nullptr && *env != '\0') {
       args.config_file = env;

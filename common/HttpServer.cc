@@ -1,5 +1,6 @@
 // cpp-httplib behind HttpServer; the only translation unit that includes httplib.h.
 #include "common/HttpServer.h"
+#include "common/Text.h"
 
 #include <httplib.h>
 #include <prometheus/counter.h>
@@ -294,17 +295,16 @@ void shutdownConnectionsOnPort(int port) {
   DIR* dir = ::opendir("/proc/self/fd");
   if (dir == nullptr) return;
   while (dirent* e = ::readdir(dir)) {
-    char* end = nullptr;
-    const long fd = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
+    const auto fd = parseInt(e->d_name, 0, INT32_MAX);
+    if (!fd || *fd == ::dirfd(dir)) continue;
     sockaddr_storage local{}, peer{};
     socklen_t len = sizeof local, plen = sizeof peer;
-    if (::getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&local), &len) != 0) continue;
-    if (::getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &plen) != 0) continue;
+    if (::getsockname(static_cast<int>(*fd), reinterpret_cast<sockaddr*>(&local), &len) != 0) continue;
+    if (::getpeername(static_cast<int>(*fd), reinterpret_cast<sockaddr*>(&peer), &plen) != 0) continue;
     int local_port = -1;
     if (local.ss_family == AF_INET) local_port = ntohs(reinterpret_cast<sockaddr_in*>(&local)->sin_port);
     if (local.ss_family == AF_INET6) local_port = ntohs(reinterpret_cast<sockaddr_in6*>(&local)->sin6_port);
-    if (local_port == port) ::shutdown(static_cast<int>(fd), SHUT_RDWR);
+    if (local_port == port) ::shutdown(static_cast<int>(*fd), SHUT_RDWR);
   }
   ::closedir(dir);
 }

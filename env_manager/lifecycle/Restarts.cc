@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/Text.h"
 #include "env_manager/lifecycle/ServiceRuntime.h"
 
 namespace dspy::envmanager {
@@ -44,7 +45,9 @@ void Lifecycle::onDockerEvent(const docker::Event& e) {
     return;  // the die event that follows carries the exit
   }
   int code = 0;
-  if (auto c = e.attributes.find("exitCode"); c != e.attributes.end()) code = std::atoi(c->second.c_str());
+  if (auto c = e.attributes.find("exitCode"); c != e.attributes.end()) {
+    code = static_cast<int>(parseInt(c->second, INT32_MIN, INT32_MAX).value_or(-1));
+  }
   onContainerExit(svc->second, e.id, code, false);
 }
 

@@ -6,7 +6,6 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <charconv>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -364,8 +363,9 @@ Result<std::int64_t> parseByteSize(const std::string& text) {
   std::size_t i = 0;
   while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
   if (i == 0) return Error{"expected a size like 512m or 1g, got '" + text + "'", ErrorKind::InvalidArgument};
-  std::int64_t v = 0;
-  std::from_chars(text.data(), text.data() + i, v);
+  const auto number = parseInt(std::string_view(text).substr(0, i), 0);
+  if (!number) return Error{"size '" + text + "' is too large", ErrorKind::InvalidArgument};
+  const std::int64_t v = *number;
   std::string unit = text.substr(i);
   std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::tolower(c); });
   if (!unit.empty() && unit.back() == 'b') unit.pop_back();

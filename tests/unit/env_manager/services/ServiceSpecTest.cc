@@ -133,6 +133,7 @@ TEST_CASE("durations and sizes parse strictly", "[services]") {
   CHECK(parseByteSize("1g").value() == 1024LL * 1024 * 1024);
   CHECK(parseByteSize("512").value() == 512);
   CHECK_FALSE(parseByteSize("-1").ok());
+  CHECK_FALSE(parseByteSize("99999999999999999999999g").ok());  // too large: refused, not 0
 }
 
 TEST_CASE("graph closures go down for start and up for stop", "[services]") {
