@@ -67,8 +67,8 @@ HardwareSummary detectHardware() {
   return h;
 }
 
-TaskRunner::TaskRunner(docker::DockerApi& docker, TasksConfig config, std::string project)
-    : docker_(docker), config_(std::move(config)), project_(std::move(project)) {}
+TaskRunner::TaskRunner(docker::DockerApi& docker, TasksConfig config, std::string project, Clock& clock)
+    : docker_(docker), clock_(clock), config_(std::move(config)), project_(std::move(project)) {}
 
 std::vector<std::string> TaskRunner::classes() const {
   std::vector<std::string> out;
@@ -201,7 +201,7 @@ Result<TaskOutcome> TaskRunner::run(const std::string& task_id, const std::strin
   std::stop_source deadline;
   bool timed_out = false;
   std::jthread timer([&](std::stop_token st) {
-    if (Clock::real().sleepFor(std::chrono::seconds(timeout), st)) {
+    if (clock_.sleepFor(std::chrono::seconds(timeout), st)) {
       timed_out = true;
       (void)docker_.killContainer(id, "KILL");
     }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/Clock.h"
 #include "common/Payload.h"
 #include "common/Result.h"
 #include "env_manager/EnvManagerConfig.h"
@@ -49,7 +50,8 @@ std::vector<HardwareSummary::Gpu> parseNvidiaSmi(const std::string& csv);
 
 class TaskRunner {
  public:
-  TaskRunner(docker::DockerApi& docker, TasksConfig config, std::string project);
+  // `clock` times the tasks' timeouts.
+  TaskRunner(docker::DockerApi& docker, TasksConfig config, std::string project, Clock& clock = Clock::real());
 
   // Invalid input (unknown class or command, bad args) is an InvalidArgument error;
   // a full class is FailedPrecondition. A task that runs and fails is a TaskOutcome
@@ -61,6 +63,7 @@ class TaskRunner {
 
  private:
   docker::DockerApi& docker_;
+  Clock& clock_;
   TasksConfig config_;
   std::string project_;
   mutable std::mutex mu_;

@@ -26,7 +26,7 @@ std::string stateName(grpc_connectivity_state s) {
 
 }  // namespace
 
-EnvManagerClient::EnvManagerClient(EnvManagerLinkConfig cfg) : cfg_(std::move(cfg)) {
+EnvManagerClient::EnvManagerClient(EnvManagerLinkConfig cfg, Clock& clock) : cfg_(std::move(cfg)), clock_(clock) {
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   if (!cfg_.ca_file.empty()) {
     std::ifstream in(cfg_.ca_file);
@@ -146,8 +146,13 @@ void EnvManagerClient::ensure(std::stop_token stop) {
     spdlog::info("asking env-manager at {} to start {}", cfg_.address, list);
     auto reader = stub->StartServices(&ctx, req);
     env_manager::v1::ServiceStatusUpdate u;
-    while (reader->Read(&u)) spdlog::debug("env-manager: {} {} {}", u.service_name(), u.status(), u.message());
-    const grpc::Status st = reader->Finish();
+    std::string outcome = "no summary";  // the closing update (no service name) says how it went
+    while (reader->Read(&u)) {
+      spdlog::debug("env-manager: {} {} {}", u.service_name(), u.status(), u.message());
+      if (u.service_name().empty()) outcome = u.status() == "completed" ? "" : u.status() + ": " + u.message();
+    }
+    grpc::Status st = reader->Finish();
+    if (st.ok() && !outcome.empty()) st = grpc::Status(grpc::StatusCode::UNAVAILABLE, outcome);
     if (st.ok()) {
       std::lock_guard lock(mu_);
       services_ = "ready: " + list;
@@ -161,7 +166,7 @@ void EnvManagerClient::ensure(std::stop_token stop) {
       services_ = "failed (" + st.error_message() + "), retrying";
     }
     spdlog::warn("env-manager could not start {}: {}; retrying in {} ms", list, st.error_message(), delay.count());
-    if (!Clock::real().sleepFor(delay, stop)) return;
+    if (!clock_.sleepFor(delay, stop)) return;
   }
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/Backoff.h"
+#include "common/Clock.h"
 #include "common/Payload.h"
 #include "common/Result.h"
 
@@ -36,7 +37,8 @@ struct ContainerOutcome {
 
 class EnvManagerClient {
  public:
-  explicit EnvManagerClient(EnvManagerLinkConfig cfg);
+  // `clock` times the ensure_services retries.
+  explicit EnvManagerClient(EnvManagerLinkConfig cfg, Clock& clock = Clock::real());
   ~EnvManagerClient();
 
   // Starts the connectivity watcher and the ensure_services worker. `needed` says
@@ -64,6 +66,7 @@ class EnvManagerClient {
   void refreshHardware();
 
   EnvManagerLinkConfig cfg_;
+  Clock& clock_;
   std::shared_ptr<grpc::Channel> channel_;
   mutable std::mutex mu_;
   std::string link_ = "not used";

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <condition_variable>
 #include <map>
 #include <stdexcept>
 #include <mutex>
@@ -35,6 +36,10 @@ class FakeDocker final : public docker::DockerApi {
   std::set<std::string> images;         // present locally
   std::set<std::string> pullable;       // can be pulled
   std::map<std::string, int> exit_on_start;  // service -> exit code right after start
+  int task_exit_code = 0;
+  bool task_runs_until_killed = false;
+  std::vector<docker::LogLine> task_logs;
+  std::vector<docker::CreateRequest> creates;  // every create request, in order
 
   // Every operation in order: "create redis", "start redis", "stop kafka", ...
   std::vector<std::string> log() const {
@@ -114,7 +119,9 @@ class FakeDocker final : public docker::DockerApi {
   }
   Result<std::string> createContainer(const docker::CreateRequest& q) override {
     std::lock_guard lock(mu_);
-    const std::string service = q.labels.at("dev.dspy-agent.service");
+    creates.push_back(q);
+    auto svc = q.labels.find("dev.dspy-agent.service");
+    const std::string service = svc != q.labels.end() ? svc->second : "task";
     log_.push_back("create " + service);
     const std::string id = "c" + std::to_string(++next_id_);
     Container c;
@@ -146,7 +153,13 @@ class FakeDocker final : public docker::DockerApi {
     it->second.info.running = false;
     return Status::Ok();
   }
-  Status killContainer(const std::string&, const std::string&) override { return Status::Ok(); }
+  Status killContainer(const std::string& id, const std::string&) override {
+    std::lock_guard lock(mu_);
+    log_.push_back("kill " + id);
+    killed_.insert(id);
+    wait_cv_.notify_all();
+    return Status::Ok();
+  }
   Status removeContainer(const std::string& id, bool) override {
     std::lock_guard lock(mu_);
     auto it = containers_.find(id);
@@ -167,9 +180,24 @@ class FakeDocker final : public docker::DockerApi {
     }
     return it->second.info;
   }
-  Result<int> waitContainer(const std::string&, std::stop_token) override { return 0; }
-  Status streamLogs(const std::string&, const docker::LogOptions&, const std::function<bool(const docker::LogLine&)>&,
+  // Task containers: exit at once with `task_exit_code`, or (task_runs_until_killed)
+  // run until killContainer (at most 10 s) and exit 137.
+  Result<int> waitContainer(const std::string& id, std::stop_token) override {
+    std::unique_lock lock(mu_);
+    if (!task_runs_until_killed) return task_exit_code;
+    wait_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return killed_.count(id) > 0; });
+    return killed_.count(id) ? 137 : task_exit_code;
+  }
+  Status streamLogs(const std::string&, const docker::LogOptions&, const std::function<bool(const docker::LogLine&)>& on_line,
                     std::stop_token) override {
+    std::vector<docker::LogLine> lines;
+    {
+      std::lock_guard lock(mu_);
+      lines = task_logs;
+    }
+    for (const auto& l : lines) {
+      if (!on_line(l)) break;
+    }
     return Status::Ok();
   }
   Result<docker::Stats> stats(const std::string&) override { return docker::Stats{}; }
@@ -186,6 +214,8 @@ class FakeDocker final : public docker::DockerApi {
 
  private:
   mutable std::mutex mu_;
+  std::condition_variable wait_cv_;
+  std::set<std::string> killed_;
   std::vector<std::string> log_;
   std::map<std::string, Container> containers_;
   int next_id_ = 0;
