@@ -106,10 +106,10 @@ void TaskEngine::finishAttempt(const std::string& id, ExecOutcome outcome, std::
   } else if (outcome.success) {
     e.rec.status = TaskStatus::Completed;
     e.rec.error.clear();
-  } else if (outcome.retryable && e.rec.attempts < cs.cfg.retry.max_attempts) {
+  } else if (outcome.retryable && e.rec.attempts < policyOf(e, cs).max_attempts) {
     e.rec.status = TaskStatus::Pending;
     e.rec.error = "attempt " + std::to_string(e.rec.attempts) + " failed: " + outcome.error;
-    e.rec.not_before_ms = nowMs() + retryDelay(cs.cfg.retry, e.rec.attempts + 1).count();
+    e.rec.not_before_ms = nowMs() + retryDelay(policyOf(e, cs), e.rec.attempts + 1).count();
     observer_.onRetryScheduled(runsUnder(e.rec.cls));
   } else {
     e.rec.status = TaskStatus::Failed;
@@ -138,6 +138,7 @@ void TaskEngine::persistLocked(Entry& e, std::function<void()> then) {
   store_.update(copy, [this, copy, terminal, then = std::move(then)](Status s) {
     if (!s.ok()) spdlog::error("task {}: could not record state {}: {}", copy.id, toString(copy.status), s.error());
     notify(copy);
+    if (listener_) listener_(copy);
     if (then) then();
     if (terminal) {
       std::lock_guard lock(mu_);

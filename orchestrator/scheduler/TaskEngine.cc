@@ -66,10 +66,10 @@ Status TaskEngine::recover() {
     }
     if (e.rec.status == TaskStatus::Running) {
       // The process died while this attempt ran: that attempt counts as failed.
-      if (e.rec.attempts < cs->second.cfg.retry.max_attempts) {
+      if (e.rec.attempts < policyOf(e, cs->second).max_attempts) {
         e.rec.status = TaskStatus::Pending;
         e.rec.error = "attempt " + std::to_string(e.rec.attempts) + " was interrupted by an orchestrator restart";
-        e.rec.not_before_ms = nowMs() + retryDelay(cs->second.cfg.retry, e.rec.attempts + 1).count();
+        e.rec.not_before_ms = nowMs() + retryDelay(policyOf(e, cs->second), e.rec.attempts + 1).count();
         ++retried;
       } else {
         e.rec.status = TaskStatus::Failed;
@@ -226,6 +226,7 @@ void TaskEngine::submit(SubmitRequest req, SubmitDone done) {
     e.rec.payload = std::move(req.payload);
     e.rec.priority = req.priority;
     e.rec.workflow_id = req.workflow_id;
+    e.rec.retry = req.retry;
     e.rec.request_hash = hash;
     e.rec.submitted_ms = nowMs();
     e.waiters.push_back(std::move(done));

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <stop_token>
 #include <string>
@@ -53,6 +54,7 @@ struct SubmitRequest {
   Payload payload;
   int priority = 0;
   std::string workflow_id;
+  std::optional<RetryPolicy> retry;  // overrides the class's policy (a workflow step's)
 };
 
 struct ClassStats {
@@ -123,6 +125,9 @@ class TaskEngine {
   std::vector<std::string> reconfigure(const EngineConfig& next);
 
   QueueStats stats();
+  // Hears every durable task change (after the watchers), on the store's thread: it must
+  // be quick and must not wait for the store. Set it before start().
+  void setListener(std::function<void(const TaskRecord&)> listener) { listener_ = std::move(listener); }
   bool hasClass(const std::string& cls) const { return cfg_.classes.count(cls) > 0; }
   std::string storeHealth() { return store_.health(); }
 
@@ -194,6 +199,10 @@ class TaskEngine {
   std::jthread timer_;
 
   WorkerPool pool_;
+
+  std::function<void(const TaskRecord&)> listener_;
+  // The policy a task retries by: its own, else its class's.
+  static const RetryPolicy& policyOf(const Entry& e, const ClassState& cs) { return e.rec.retry ? *e.rec.retry : cs.cfg.retry; }
 
   std::mutex watch_mu_;
   std::list<std::shared_ptr<TaskWatch>> watches_;

@@ -26,9 +26,20 @@ void MemoryTaskStore::update(const TaskRecord& task, Done done) { writes_.push({
 
 void MemoryTaskStore::flush() { writes_.flush(); }
 
+void MemoryTaskStore::writeOp(std::function<Status()> op, Done done) {
+  WriteQueue::Write w;
+  w.apply = std::move(op);
+  w.done = std::move(done);
+  writes_.push(std::move(w));
+}
+
 void MemoryTaskStore::commit(const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) {
   std::lock_guard lock(mu_);
   for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].apply) {
+      outcomes[i] = batch[i].apply();
+      continue;
+    }
     const TaskRecord& t = batch[i].task;
     if (batch[i].is_insert) {
       if (!tasks_.emplace(t.id, t).second) outcomes[i] = Error{"task id '" + t.id + "' exists", ErrorKind::AlreadyExists};

@@ -1,5 +1,6 @@
 // SQLite task store with group commit.
 #include "orchestrator/store/SqliteTaskStore.h"
+#include "orchestrator/store/SqliteCommon.h"
 
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -48,29 +49,66 @@ CREATE TABLE IF NOT EXISTS tasks (
   finished_ms INTEGER NOT NULL DEFAULT 0,
   not_before_ms INTEGER NOT NULL DEFAULT 0);
 )sql"},
+    // Workflows (every version kept), their runs and steps; a task's own retry policy.
+    // Version-1 databases of the first builds may hold empty draft tables of the same
+    // names that nothing used: they go first.
+    {2, R"sql(
+DROP TABLE IF EXISTS workflows;
+DROP TABLE IF EXISTS workflow_versions;
+DROP TABLE IF EXISTS workflow_runs;
+CREATE TABLE workflows (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL);
+CREATE TABLE workflow_versions (
+  workflow_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  document TEXT NOT NULL,
+  PRIMARY KEY (workflow_id, version));
+CREATE TABLE workflow_runs (
+  id TEXT PRIMARY KEY,
+  workflow_id TEXT NOT NULL,
+  workflow_version INTEGER NOT NULL,
+  idempotency_key TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL,
+  input TEXT NOT NULL DEFAULT '{}',
+  error TEXT NOT NULL DEFAULT '',
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  finished_ms INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX workflow_runs_idempotency ON workflow_runs (workflow_id, idempotency_key)
+  WHERE idempotency_key != '';
+CREATE INDEX workflow_runs_by_workflow ON workflow_runs (workflow_id, created_ms);
+CREATE INDEX workflow_runs_unfinished ON workflow_runs (status) WHERE status IN ('pending', 'running');
+CREATE TABLE workflow_steps (
+  run_id TEXT NOT NULL,
+  node_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  task_id TEXT NOT NULL DEFAULT '',
+  started_ms INTEGER NOT NULL DEFAULT 0,
+  finished_ms INTEGER NOT NULL DEFAULT 0,
+  result TEXT NOT NULL DEFAULT '{}',
+  error TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (run_id, node_id)) WITHOUT ROWID;
+ALTER TABLE tasks ADD COLUMN retry TEXT NOT NULL DEFAULT '';
+)sql"},
 };
 static_assert(kMigrations[std::size(kMigrations) - 1].version == SqliteTaskStore::kSchemaVersion,
               "kSchemaVersion is the last migration's version");
 
 constexpr const char* kColumns =
     "seq, id, class, priority, workflow_id, payload, request_hash, status, attempts, result, error, "
-    "submitted_ms, started_ms, finished_ms, not_before_ms";
+    "submitted_ms, started_ms, finished_ms, not_before_ms, retry";
 
-std::string dump(const Payload& p) { return nlohmann::json(p).dump(); }
-
-Payload load(const unsigned char* text) {
-  if (text == nullptr) return {};
-  auto j = nlohmann::json::parse(reinterpret_cast<const char*>(text), nullptr, false);
-  if (!j.is_object()) return {};
-  Payload out;
-  for (const auto& [k, v] : j.items()) out[k] = v.is_string() ? v.get<std::string>() : v.dump();
-  return out;
-}
-
-std::string text(sqlite3_stmt* st, int col) {
-  const unsigned char* t = sqlite3_column_text(st, col);
-  return t == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(t));
-}
+using sqlite::dump;
+using sqlite::exec;
+using sqlite::load;
+using sqlite::Stmt;
+using sqlite::text;
 
 TaskRecord readRow(sqlite3_stmt* st) {
   TaskRecord t;
@@ -89,27 +127,10 @@ TaskRecord readRow(sqlite3_stmt* st) {
   t.started_ms = sqlite3_column_int64(st, 12);
   t.finished_ms = sqlite3_column_int64(st, 13);
   t.not_before_ms = sqlite3_column_int64(st, 14);
+  t.retry = retryFromText(text(st, 15));
   return t;
 }
 
-// A prepared statement freed at scope end.
-struct Stmt {
-  sqlite3_stmt* st = nullptr;
-  Stmt(sqlite3* db, const std::string& sql) { sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr); }
-  ~Stmt() { sqlite3_finalize(st); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-};
-
-Status exec(sqlite3* db, const std::string& sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string m = err ? err : "unknown error";
-    sqlite3_free(err);
-    return Error{"sqlite: " + m + " (in: " + sql.substr(0, 60) + ")", ErrorKind::Internal};
-  }
-  return Status::Ok();
-}
 
 Result<sqlite3*> openDb(const std::string& path, SyncMode mode) {
   sqlite3* db = nullptr;
@@ -163,8 +184,12 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::open(const std::string
   auto w = openDb(path, mode);
   if (!w) return w.fullError();
   sqlite3* writer = w.value();
-  Stmt version(writer, "PRAGMA user_version");
-  int current = sqlite3_step(version.st) == SQLITE_ROW ? sqlite3_column_int(version.st, 0) : 0;
+  int current = 0;
+  {
+    // Finalized before the migrations: an open statement would lock the tables they drop.
+    Stmt version(writer, "PRAGMA user_version");
+    current = sqlite3_step(version.st) == SQLITE_ROW ? sqlite3_column_int(version.st, 0) : 0;
+  }
   if (current > kSchemaVersion) {
     sqlite3_close_v2(writer);
     return Error{path + " has schema version " + std::to_string(current) + ", newer than this build's " +
@@ -194,7 +219,7 @@ struct SqliteTaskStore::Statements {
   Stmt ins;
   Stmt upd;
   explicit Statements(sqlite3* db)
-      : ins(db, std::string("INSERT INTO tasks (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+      : ins(db, std::string("INSERT INTO tasks (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         upd(db,
             "UPDATE tasks SET status=?, attempts=?, result=?, error=?, started_ms=?, finished_ms=?, "
             "not_before_ms=? WHERE id=?") {}
@@ -220,6 +245,18 @@ void SqliteTaskStore::update(const TaskRecord& task, Done done) { writes_->push(
 
 void SqliteTaskStore::flush() { writes_->flush(); }
 
+void SqliteTaskStore::writeOp(std::function<Status(sqlite3*)> op, Done done) {
+  WriteQueue::Write w;
+  w.apply = [op = std::move(op), db = writer_] { return op(db); };
+  w.done = std::move(done);
+  writes_->push(std::move(w));
+}
+
+Status SqliteTaskStore::read(const std::function<Status(sqlite3*)>& fn) {
+  std::lock_guard lock(read_mu_);
+  return fn(reader_);
+}
+
 void SqliteTaskStore::commit(const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) {
   Stmt& ins = statements_->ins;
   Stmt& upd = statements_->upd;
@@ -228,10 +265,14 @@ void SqliteTaskStore::commit(const std::vector<WriteQueue::Write>& batch, std::v
   // in one batch).
   std::unordered_map<std::string, std::size_t> latest;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (!batch[i].is_insert) latest[batch[i].task.id] = i;
+    if (!batch[i].is_insert && !batch[i].apply) latest[batch[i].task.id] = i;
   }
   Status tx = exec(writer_, "BEGIN IMMEDIATE");
   for (std::size_t i = 0; tx.ok() && i < batch.size(); ++i) {
+    if (batch[i].apply) {
+      outcomes[i] = batch[i].apply();
+      continue;
+    }
     const TaskRecord& t = batch[i].task;
     if (!batch[i].is_insert && latest[t.id] != i) continue;
     sqlite3_stmt* st = batch[i].is_insert ? ins.st : upd.st;
@@ -255,6 +296,7 @@ void SqliteTaskStore::commit(const std::vector<WriteQueue::Write>& batch, std::v
       sqlite3_bind_int64(st, 13, t.started_ms);
       sqlite3_bind_int64(st, 14, t.finished_ms);
       sqlite3_bind_int64(st, 15, t.not_before_ms);
+      sqlite3_bind_text(st, 16, retryToText(t.retry).c_str(), -1, SQLITE_TRANSIENT);
     } else {
       sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
       sqlite3_bind_int(st, 2, t.attempts);

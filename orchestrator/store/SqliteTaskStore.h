@@ -1,8 +1,9 @@
-// SqliteTaskStore: the durable store (SQLite in WAL mode). One writer thread owns the
-// write connection and commits every write that arrived while the previous commit ran
-// in a single transaction (group commit); readers use a connection of their own. The
-// schema also holds the workflow, run, Slurm job and event outbox tables that later
-// parts of the orchestrator fill.
+// SqliteTaskStore: the durable store (SQLite in WAL mode) of tasks and of workflows,
+// their runs and steps (SqliteWorkflowStore.cc). One writer thread owns the write
+// connection and commits every write that arrived while the previous commit ran in a
+// single transaction (group commit); readers use a connection of their own. The schema
+// is a list of versioned migrations; later parts (Slurm jobs, the event outbox) add
+// theirs.
 #pragma once
 
 #include <condition_variable>
@@ -13,6 +14,7 @@
 
 #include "orchestrator/store/TaskStore.h"
 #include "orchestrator/store/WriteQueue.h"
+#include "orchestrator/workflows/WorkflowRecords.h"
 
 struct sqlite3;
 
@@ -23,8 +25,9 @@ enum class SyncMode {
   Full,    // also survives power loss: fsync on every group commit
 };
 
-class SqliteTaskStore final : public TaskStore {
+class SqliteTaskStore final : public TaskStore, public WorkflowStore {
  public:
+  using Done = TaskStore::Done;
   // Opens (creating if needed) `dir`/orchestrator.db and brings the schema up to date.
   static Result<std::unique_ptr<SqliteTaskStore>> open(const std::string& dir, SyncMode mode, int max_batch = 1024);
   ~SqliteTaskStore() override;
@@ -39,7 +42,20 @@ class SqliteTaskStore final : public TaskStore {
   Result<std::int64_t> maxSeq() override;
   std::string health() override;
 
-  static constexpr int kSchemaVersion = 1;
+  // WorkflowStore
+  void putWorkflow(const WorkflowRecord& w, Done done) override;
+  Result<std::optional<WorkflowRecord>> getWorkflow(const std::string& id) override;
+  Result<std::vector<WorkflowRecord>> listWorkflows() override;
+  Result<std::vector<WorkflowRecord>> workflowHistory(const std::string& id) override;
+  void insertRun(const RunRecord& run, Done done) override;
+  void updateRun(const RunRecord& run, Done done) override;
+  void putStep(const StepRecord& step, Done done) override;
+  Result<std::optional<RunRecord>> getRun(const std::string& id) override;
+  Result<std::optional<std::string>> runByIdempotencyKey(const std::string& workflow_id, const std::string& key) override;
+  Result<std::vector<RunRecord>> listRuns(const std::string& workflow_id, int limit) override;
+  Result<std::vector<RunRecord>> unfinishedRuns() override;
+
+  static constexpr int kSchemaVersion = 2;
   const std::string& path() const { return path_; }
 
  private:
@@ -47,6 +63,13 @@ class SqliteTaskStore final : public TaskStore {
   // One transaction for the whole batch (the WriteQueue's commit function).
   void commit(const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes);
   Result<std::vector<TaskRecord>> query(const std::string& sql, const std::function<void(void*)>& bind);
+  // A write of workflow records on the writer thread, inside the batch's transaction.
+  void writeOp(std::function<Status(sqlite3*)> op, Done done);
+  // A read on the reader connection.
+  Status read(const std::function<Status(sqlite3*)>& fn);
+  Result<std::vector<WorkflowRecord>> readWorkflows(const std::string& where, const std::string& id);
+  Result<std::vector<RunRecord>> readRuns(const std::string& where, const std::function<void(void*)>& bind,
+                                          bool with_steps);
 
   std::string path_;
   sqlite3* writer_;

@@ -22,6 +22,9 @@ class WriteQueue {
     bool is_insert = false;
     TaskRecord task;
     TaskStore::Done done;
+    // When set, the write is this instead of a task's (workflow records): run inside the
+    // batch's transaction, in order with the task writes around it.
+    std::function<Status()> apply;
   };
   // Commits `batch`; sets outcomes[i] for each write (they start as Ok).
   using Commit = std::function<void(const std::vector<Write>& batch, std::vector<Status>& outcomes)>;

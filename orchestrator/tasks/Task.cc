@@ -6,6 +6,7 @@
 #include "common/Text.h"
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -82,6 +83,27 @@ std::chrono::milliseconds retryDelay(const RetryPolicy& policy, int next_attempt
                                         .multiplier = policy.multiplier,
                                         .jitter = 0},
                           next_attempt - 2);
+}
+
+std::string retryToText(const std::optional<RetryPolicy>& p) {
+  if (!p) return "";
+  return nlohmann::json{{"max_attempts", p->max_attempts},
+                        {"initial_interval_ms", p->initial_interval.count()},
+                        {"multiplier", p->multiplier},
+                        {"max_interval_ms", p->max_interval.count()}}
+      .dump();
+}
+
+std::optional<RetryPolicy> retryFromText(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  RetryPolicy p;
+  p.max_attempts = std::max(1, j.value("max_attempts", 1));
+  p.initial_interval = std::chrono::milliseconds(j.value("initial_interval_ms", std::int64_t{1000}));
+  p.multiplier = j.value("multiplier", 2.0);
+  p.max_interval = std::chrono::milliseconds(j.value("max_interval_ms", std::int64_t{100'000}));
+  return p;
 }
 
 std::int64_t unixMillis() {

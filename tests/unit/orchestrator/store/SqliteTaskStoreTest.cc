@@ -9,6 +9,7 @@
 #include <future>
 
 #include "orchestrator/store/SqliteTaskStore.h"
+#include "orchestrator/workflows/WorkflowRecords.h"
 #include "tests/support/Process.h"
 
 using namespace dspy::orchestrator;
@@ -40,7 +41,9 @@ TEST_CASE("sqlite store: a written task survives closing and reopening", "[orche
   {
     auto store = SqliteTaskStore::open(dir, SyncMode::Normal);
     REQUIRE(store.ok());
-    REQUIRE(insertNow(*store.value(), task("t1", 1)).ok());
+    const auto inserted = insertNow(*store.value(), task("t1", 1));
+    INFO(inserted.error());
+    REQUIRE(inserted.ok());
     auto t = task("t1", 1);
     t.status = TaskStatus::Completed;
     t.attempts = 2;
@@ -143,8 +146,99 @@ TEST_CASE("sqlite store: a new database gets the migrations' tables and version,
       },
       &version, nullptr);
   sqlite3_close(db);
-  CHECK(tables == std::vector<std::string>{"meta", "tasks"});
+  CHECK(tables == std::vector<std::string>{"meta", "tasks", "workflow_runs", "workflow_steps", "workflow_versions",
+                                           "workflows"});
   CHECK(version == SqliteTaskStore::kSchemaVersion);
+}
+
+TEST_CASE("sqlite store: a version-1 database with the first builds' draft tables migrates, keeping its tasks",
+          "[orchestrator][store]") {
+  const auto dir = dspy::test::tempDir();
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((dir + "/orchestrator.db").c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, R"sql(
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE tasks (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, class TEXT NOT NULL,
+      priority INTEGER NOT NULL DEFAULT 0, workflow_id TEXT NOT NULL DEFAULT '', payload TEXT NOT NULL,
+      request_hash TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+      result TEXT NOT NULL DEFAULT '{}', error TEXT NOT NULL DEFAULT '', submitted_ms INTEGER NOT NULL,
+      started_ms INTEGER NOT NULL DEFAULT 0, finished_ms INTEGER NOT NULL DEFAULT 0,
+      not_before_ms INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE workflows (id TEXT PRIMARY KEY, spec TEXT);
+    CREATE TABLE workflow_runs (id TEXT PRIMARY KEY, state TEXT);
+    INSERT INTO tasks (seq, id, class, payload, request_hash, status, submitted_ms)
+      VALUES (7, 'old', 'cpu_short', '{"k":"v"}', 'h', 'pending', 1000);
+    PRAGMA user_version = 1;)sql",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto store = SqliteTaskStore::open(dir, SyncMode::Normal);
+  INFO((store.ok() ? std::string() : store.error()));
+  REQUIRE(store.ok());
+  auto old = store.value()->get("old");
+  REQUIRE(old.ok());
+  REQUIRE(old.value().has_value());
+  CHECK(old.value()->payload.at("k") == "v");
+  CHECK_FALSE(old.value()->retry.has_value());
+  CHECK(store.value()->listWorkflows().value().empty());
+  auto t = task("new", 8);
+  t.retry = RetryPolicy{.max_attempts = 5, .initial_interval = std::chrono::milliseconds(20)};
+  REQUIRE(insertNow(*store.value(), t).ok());
+  auto back = store.value()->get("new").value();
+  REQUIRE(back->retry.has_value());
+  CHECK(back->retry->max_attempts == 5);
+  CHECK(back->retry->initial_interval == std::chrono::milliseconds(20));
+}
+
+TEST_CASE("sqlite store: workflows keep every version; runs, steps and idempotency keys survive a reopen",
+          "[orchestrator][store]") {
+  const auto dir = dspy::test::tempDir();
+  auto write = [](auto&& fn) {
+    std::promise<dspy::Status> p;
+    fn([&](dspy::Status s) { p.set_value(s); });
+    return p.get_future().get();
+  };
+  {
+    auto opened = SqliteTaskStore::open(dir, SyncMode::Normal);
+    REQUIRE(opened.ok());
+    auto& s = *opened.value();
+    for (int v = 1; v <= 2; ++v) {
+      WorkflowRecord w{.id = "wf", .name = "W" + std::to_string(v), .version = v, .created_ms = 1, .updated_ms = 10 * v,
+                       .document = {{"name", "W"}, {"version", v}}};
+      REQUIRE(write([&](auto done) { s.putWorkflow(w, done); }).ok());
+    }
+    WorkflowRecord again{.id = "wf", .name = "W", .version = 2, .document = nlohmann::json::object()};
+    CHECK(write([&](auto done) { s.putWorkflow(again, done); }).kind() == dspy::ErrorKind::AlreadyExists);
+    RunRecord r{.id = "r1", .workflow_id = "wf", .workflow_version = 2, .idempotency_key = "k", .status = RunStatus::Running,
+                .input = {{"x", "1"}}, .created_ms = 5, .updated_ms = 5};
+    r.steps = {StepRecord{.run_id = "r1", .node_id = "a"}};
+    REQUIRE(write([&](auto done) { s.insertRun(r, done); }).ok());
+    RunRecord dup = r;
+    dup.id = "r2";
+    CHECK(write([&](auto done) { s.insertRun(dup, done); }).kind() == dspy::ErrorKind::AlreadyExists);
+    StepRecord step{.run_id = "r1", .node_id = "a", .status = StepStatus::Succeeded, .attempts = 2, .task_id = "r1.a",
+                    .result = {{"out", "42"}}};
+    REQUIRE(write([&](auto done) { s.putStep(step, done); }).ok());
+  }
+  auto opened = SqliteTaskStore::open(dir, SyncMode::Normal);
+  REQUIRE(opened.ok());
+  auto& s = *opened.value();
+  auto w = s.getWorkflow("wf").value();
+  REQUIRE(w.has_value());
+  CHECK(w->version == 2);
+  CHECK(w->name == "W2");
+  auto history = s.workflowHistory("wf").value();
+  REQUIRE(history.size() == 2);
+  CHECK(history[0].version == 2);
+  CHECK(history[1].document["version"] == 1);
+  CHECK(s.runByIdempotencyKey("wf", "k").value() == std::optional<std::string>("r1"));
+  CHECK_FALSE(s.runByIdempotencyKey("wf", "other").value().has_value());
+  auto unfinished = s.unfinishedRuns().value();
+  REQUIRE(unfinished.size() == 1);
+  REQUIRE(unfinished[0].steps.size() == 1);
+  CHECK(unfinished[0].steps[0].status == StepStatus::Succeeded);
+  CHECK(unfinished[0].steps[0].result.at("out") == "42");
+  CHECK(unfinished[0].input.at("x") == "1");
+  CHECK(s.listRuns("wf", 10).value().size() == 1);
 }
 
 TEST_CASE("sqlite store: missing parent directories are created, the state directory is private",

@@ -1,0 +1,133 @@
+// WorkflowEngine: durable parallel runs of workflow DAGs on top of the task engine.
+// Event-driven: a step becomes ready the moment its last dependency succeeded (the task
+// engine tells of every durable task change), and ready steps run at once, side by side,
+// under their task classes' limiters. Every step change is durable before its effect
+// starts (a step is recorded "running" before its task is submitted); a restart picks
+// every unfinished run up where it was: a running step's task is found again by its id
+// (run id + "." + node id) and a finished step never runs again.
+//
+// What a node does: `task` and `custom` run a task of their class; `signature` and
+// `verifier` run a task whose class comes from execution_domain (gpu, cuda, accelerated
+// -> gpu_slurm, cpu_long -> cpu_long, else cpu_short) with the node's config as payload;
+// `reward` and `deployment` emit their event and succeed; `services` asks env-manager for
+// the named services; `training` needs the Slurm submitter and fails with that reason
+// until it exists. Payload values may refer to a run input, "${input.KEY}", or to a
+// result key of an upstream step, "${steps.NODE.KEY}", resolved when the step is ready.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "common/Clock.h"
+#include "common/WorkerPool.h"
+#include "orchestrator/scheduler/TaskEngine.h"
+#include "orchestrator/workflows/WorkflowRecords.h"
+#include "orchestrator/workflows/WorkflowSpec.h"
+
+namespace dspy::orchestrator {
+
+struct WorkflowConfig {
+  SpecLimits limits;
+  int max_live_runs = 10'000;  // runs not finished; more starts are refused (back-pressure)
+};
+
+// Where workflow events go (run and step transitions, reward and deployment nodes).
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void emit(const std::string& type, const std::map<std::string, std::string>& data) = 0;
+};
+
+// Asks env-manager to bring services up; Ok once they are.
+using ServicesStarter = std::function<Status(const std::vector<std::string>& services, std::stop_token stop)>;
+
+// One subscriber's queue of run changes (a StreamWorkflowStatus call's).
+class RunWatch {
+ public:
+  std::deque<RunRecord> next(std::stop_token stop);
+  void push(const RunRecord& r);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::deque<RunRecord> changes_;
+};
+
+class WorkflowEngine {
+ public:
+  using RunDone = std::function<void(Result<RunRecord>)>;
+
+  WorkflowEngine(WorkflowConfig cfg, WorkflowStore& store, TaskEngine& tasks, Clock& clock, EventSink* events,
+                 ServicesStarter services);
+  ~WorkflowEngine();
+
+  // Picks up unfinished runs. Call after the task engine recovered and started.
+  Status recover();
+  // Stops starting steps; running tasks stay with the task engine.
+  void stop();
+
+  // Creates a workflow (no id in the spec: one is generated) or, with `replace`, a new
+  // version of an existing one; the previous versions stay. Waits until durable.
+  Result<WorkflowRecord> putWorkflow(const std::string& spec_text, const std::string& id, bool replace);
+  Result<WorkflowRecord> getWorkflow(const std::string& id);
+  Result<std::vector<WorkflowRecord>> listWorkflows();
+  Result<std::vector<WorkflowRecord>> history(const std::string& id);
+
+  // Starts a run of the workflow's current version; the same non-empty idempotency key
+  // returns the existing run. `done` runs once the run is durable.
+  void startRun(const std::string& workflow_id, const std::string& idempotency_key, const Payload& input,
+                RunDone done);
+  Status cancelRun(const std::string& run_id);
+  Result<RunRecord> getRun(const std::string& run_id);
+  Result<std::vector<RunRecord>> listRuns(const std::string& workflow_id, int limit);
+
+  // Subscribes to a run's changes; `snapshot` gets its state now.
+  std::shared_ptr<RunWatch> watch(const std::string& run_id, RunRecord* snapshot, Status* status);
+  void unwatch(const std::shared_ptr<RunWatch>& w);
+
+  // The task engine's listener: a durable change of any task.
+  void onTask(const TaskRecord& t);
+  int liveRuns() const;
+
+ private:
+  struct Live;
+  struct Action;  // work decided under the lock, done outside it
+  using Actions = std::vector<std::function<void()>>;
+
+  std::int64_t nowMs() const;
+  void readyLocked(Live& run, const std::string& node, Actions& out);
+  void startStep(const std::string& run_id, const std::string& node, Actions& out);
+  void finishStepLocked(Live& run, const std::string& node, StepStatus status, const Payload& result,
+                        const std::string& error, int attempts, Actions& out);
+  void settleLocked(Live& run, Actions& out);
+  void persistStepLocked(Live& run, std::size_t index, std::function<void()> then, Actions& out);
+  void publishLocked(const Live& run, Actions& out);
+  void emitLocked(const std::string& type, std::map<std::string, std::string> data, Actions& out);
+  static void perform(Actions& actions);
+
+  WorkflowConfig cfg_;
+  WorkflowStore& store_;
+  TaskEngine& tasks_;
+  Clock& clock_;
+  EventSink* events_;
+  ServicesStarter services_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Live>> live_;                        // run id -> run
+  std::map<std::string, std::pair<std::string, std::string>> task_steps_;  // task id -> run, node
+  std::map<std::string, std::list<std::shared_ptr<RunWatch>>> watches_;      // run id -> watchers
+  bool stopping_ = false;
+  std::stop_source stop_;
+  WorkerPool blocking_{WorkerPool::Limits{.max_threads = 16, .max_queued = 100'000}};  // services steps
+};
+
+}  // namespace dspy::orchestrator
