@@ -1,6 +1,8 @@
 // Shared gRPC plumbing of the CLI's commands.
 #include "cli/GrpcClient.h"
 
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +27,23 @@ std::shared_ptr<grpc::Channel> connect(const std::string& addr, const std::strin
     return nullptr;
   }
   return channel;
+}
+
+void unary(grpc::ClientContext& ctx) {
+  withToken(ctx);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+}
+
+CLI::App* commandGroup(CLI::App& app, const std::string& name, const std::string& help, std::string* addr,
+                       const char* addr_env, const char* fallback, const std::string& daemon) {
+  const char* env_addr = std::getenv(addr_env);
+  *addr = (env_addr != nullptr && *env_addr != '\0') ? env_addr : fallback;
+  CLI::App* group = app.add_subcommand(name, help);
+  group->require_subcommand(1);
+  group->fallthrough();  // --addr may also follow the command
+  group->add_option("--addr", *addr, daemon + "'s gRPC address ($" + addr_env + ", else " + fallback + ")");
+  group->footer("A bearer token is read from $DSPY_AGENT_TOKEN.");
+  return group;
 }
 
 }  // namespace dspy::cli

@@ -160,13 +160,8 @@ int logs(pb::EnvManagerService::Stub& stub, const Options& o) {
 
 void addServicesCommands(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<Options>();
-  const char* env_addr = std::getenv("ENV_MANAGER_ADDR");
-  o->addr = (env_addr != nullptr && *env_addr != '\0') ? env_addr : "127.0.0.1:50100";
-  CLI::App* services = app.add_subcommand("services", "drive env-manager's stack: start, stop, restart, status, logs");
-  services->require_subcommand(1);
-  services->fallthrough();  // --addr may also follow the command
-  services->add_option("--addr", o->addr, "env-manager's gRPC address ($ENV_MANAGER_ADDR, else 127.0.0.1:50100)");
-  services->footer("A bearer token is read from $DSPY_AGENT_TOKEN.");
+  CLI::App* services = commandGroup(app, "services", "drive env-manager's stack: start, stop, restart, status, logs", &o->addr,
+                                 "ENV_MANAGER_ADDR", "127.0.0.1:50100", "env-manager");
   auto run = [o, exit_code](int (*command)(pb::EnvManagerService::Stub&, const Options&)) {
     return runCommand<pb::EnvManagerService>(o, "env-manager", exit_code, command);
   };

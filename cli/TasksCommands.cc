@@ -31,12 +31,6 @@ struct Options {
   std::vector<std::string> rest;  // the positional words: CLASS then KEY=VALUE..., or an ID
 };
 
-// A unary call: the token and a deadline.
-void unary(grpc::ClientContext& ctx) {
-  withToken(ctx);
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-}
-
 // `show` and `cancel` take exactly one task id.
 bool oneId(const Options& o, const char* cmd) {
   if (o.rest.size() == 1) return true;
@@ -181,13 +175,8 @@ int cancel(pb::OrchestratorService::Stub& stub, const Options& o) {
 
 void addTasksCommands(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<Options>();
-  const char* env_addr = std::getenv("ORCHESTRATOR_GRPC_ADDR");
-  o->addr = (env_addr != nullptr && *env_addr != '\0') ? env_addr : "127.0.0.1:50052";
-  CLI::App* tasks = app.add_subcommand("tasks", "the orchestrator's tasks: submit, show, list, cancel");
-  tasks->require_subcommand(1);
-  tasks->fallthrough();  // --addr may also follow the command
-  tasks->add_option("--addr", o->addr, "the orchestrator's gRPC address ($ORCHESTRATOR_GRPC_ADDR, else 127.0.0.1:50052)");
-  tasks->footer("A bearer token is read from $DSPY_AGENT_TOKEN.");
+  CLI::App* tasks = commandGroup(app, "tasks", "the orchestrator's tasks: submit, show, list, cancel", &o->addr,
+                                 "ORCHESTRATOR_GRPC_ADDR", "127.0.0.1:50052", "the orchestrator");
   auto run = [o, exit_code](int (*command)(pb::OrchestratorService::Stub&, const Options&)) {
     return runCommand<pb::OrchestratorService>(o, "orchestrator", exit_code, command);
   };

@@ -10,6 +10,7 @@
 
 #include "cli/ServicesCommands.h"
 #include "cli/TasksCommands.h"
+#include "cli/WorkflowsCommands.h"
 #include "common/CommandLine.h"
 #include "common/ConfigSchema.h"
 #include "env_manager/EnvManagerConfig.h"
@@ -151,6 +152,7 @@ int main(int argc, char** argv) {
 
   dspy::cli::addServicesCommands(app, &exit_code);
   dspy::cli::addTasksCommands(app, &exit_code);
+  dspy::cli::addWorkflowsCommands(app, &exit_code);
 
   CLI::App* config = app.add_subcommand("config", "check config files, list config keys");
   config->require_subcommand(1);

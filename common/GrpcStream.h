@@ -16,6 +16,13 @@
 
 namespace dspy {
 
+// Ends a unary callback call at once (bad arguments, or an answer that needs no work).
+inline grpc::ServerUnaryReactor* finishNow(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
+  auto* r = ctx->DefaultReactor();
+  r->Finish(status);
+  return r;
+}
+
 template <class T>
 class ProducerStream final : public grpc::ServerWriteReactor<T> {
  public:

@@ -142,6 +142,9 @@ void describe(config::Schema& schema, OrchestratorConfig& cfg) {
   schema.integer("tasks.retain_finished", &cfg.engine.retain_finished, 0, 10'000'000);
   schema.string("tasks.default_class", &cfg.default_class);
   schema.integer("tasks.result_heartbeat_ms", &cfg.result_heartbeat_ms, 0, 3'600'000);
+  schema.integer("workflows.max_nodes", &cfg.workflows.limits.max_nodes, 1, 100'000);
+  schema.integer("workflows.max_spec_bytes", &cfg.workflows.limits.max_bytes, 1024, 64 * 1024 * 1024);
+  schema.integer("workflows.max_live_runs", &cfg.workflows.max_live_runs, 1, 10'000'000);
   schema.check([&cfg]() -> Status {
     if (cfg.store.dir.empty()) return Error{"key 'store.dir' (ENV_QUEUE_DIR): must not be empty"};
     if (!cfg.runner_url.empty() && cfg.runner_url.rfind("http://", 0) != 0 && cfg.runner_url.rfind("https://", 0) != 0) {

@@ -10,6 +10,7 @@
 #include "orchestrator/envmanager/EnvManagerClient.h"
 #include "orchestrator/executors/ProcessExecutor.h"
 #include "orchestrator/scheduler/TaskEngine.h"
+#include "orchestrator/workflows/WorkflowEngine.h"
 #include "orchestrator/store/SqliteTaskStore.h"
 
 namespace dspy::orchestrator {
@@ -36,6 +37,7 @@ struct OrchestratorConfig {
   // resolved into engine.default_class.
   std::string default_class = "auto";
   EnvManagerLinkConfig env_manager;
+  WorkflowConfig workflows;
 };
 
 void describe(config::Schema& schema, OrchestratorConfig& cfg);

@@ -21,8 +21,10 @@ struct Orchestrator {
   std::unique_ptr<EnvManagerClient> env_manager;
   std::unique_ptr<EngineMetrics> metrics;  // outlives the engine that reports to it
   std::unique_ptr<TaskEngine> engine;
+  std::unique_ptr<WorkflowEngine> workflows;
   std::unique_ptr<OrchestratorService> service;
   ~Orchestrator() {
+    if (workflows) workflows->stop();
     if (engine) engine->stop();
     if (env_manager) env_manager->stop();
   }
@@ -65,6 +67,12 @@ int main(int argc, char** argv) {
         o->engine = std::make_unique<TaskEngine>(cfg.engine, *o->store, buildExecutors(cfg, *o),
                                                  dspy::Clock::real(), o->metrics.get());
         o->metrics->attach(*o->engine);
+        EnvManagerClient* link = o->env_manager.get();
+        o->workflows = std::make_unique<WorkflowEngine>(
+            cfg.workflows, *o->store, *o->engine, dspy::Clock::real(), nullptr,
+            [link](const std::vector<std::string>& names, std::stop_token stop) { return link->startServices(names, stop); });
+        WorkflowEngine* flows = o->workflows.get();
+        o->engine->setListener([flows](const TaskRecord& t) { flows->onTask(t); });
         if (dspy::Status s = o->engine->recover(); !s.ok()) {
           return dspy::Error{"cannot recover tasks from " + o->store->path() + ": " + s.error()};
         }
@@ -75,15 +83,20 @@ int main(int argc, char** argv) {
           runner = runner || c.executor == "http";
         }
         const ServiceParts parts{.engine = *o->engine,
+                                 .workflows = o->workflows.get(),
                                  .env_manager = o->env_manager.get(),
                                  .runner = runner ? o->http.get() : nullptr,
                                  .result_heartbeat = std::chrono::milliseconds(cfg.result_heartbeat_ms)};
         o->service = std::make_unique<OrchestratorService>(parts, runtime.metrics());
         runtime.grpc().addService(o->service.get());
         registerHttpApi(runtime.http(), *o->engine);
+        registerWorkflowHttp(runtime.http(), *o->workflows);
         runtime.setHealthReporter([parts] { return healthReport(parts); });
         o->env_manager->start(container);
         o->engine->start();
+        if (dspy::Status s = o->workflows->recover(); !s.ok()) {
+          return dspy::Error{"cannot resume workflow runs from " + o->store->path() + ": " + s.error()};
+        }
         spdlog::info("task store {} ({} sync); {} task classes", o->store->path(), cfg.store.sync,
                      cfg.engine.classes.size());
         return std::shared_ptr<void>(o);

@@ -26,13 +26,6 @@ std::int64_t nowSeconds() {
 
 grpc::Status invalid(const std::string& message) { return {grpc::StatusCode::INVALID_ARGUMENT, message}; }
 
-// Ends a unary call at once (bad arguments, or an answer that needs no work).
-grpc::ServerUnaryReactor* finishNow(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
-  auto* r = ctx->DefaultReactor();
-  r->Finish(status);
-  return r;
-}
-
 std::vector<std::string> names(const google::protobuf::RepeatedPtrField<std::string>& field) {
   return {field.begin(), field.end()};
 }

@@ -16,12 +16,6 @@ namespace dspy::orchestrator {
 namespace pb = ::orchestrator::v1;
 namespace {
 
-grpc::ServerUnaryReactor* finishNow(grpc::CallbackServerContext* ctx, const grpc::Status& status) {
-  auto* r = ctx->DefaultReactor();
-  r->Finish(status);
-  return r;
-}
-
 void fill(const TaskRecord& t, pb::TaskInfo* out) {
   out->set_task_id(t.id);
   out->set_class_(t.cls);
@@ -221,7 +215,7 @@ std::map<std::string, double> flattenMetrics(Metrics& metrics) {
   return out;
 }
 
-std::map<std::string, double> legacyMetrics(const QueueStats& s, int gpus) {
+std::map<std::string, double> legacyMetrics(const QueueStats& s, int gpus, int workflows) {
   std::map<std::string, double> out;
   std::int64_t running = 0, queued = 0;
   double wait_sum = 0, wait_n = 0, attempts = 0, failures = 0;
@@ -242,7 +236,7 @@ std::map<std::string, double> legacyMetrics(const QueueStats& s, int gpus) {
   out["gpu_wait_seconds"] = wait_n > 0 ? wait_sum / wait_n : 0.0;
   out["env_error_rate"] = attempts > 0 ? failures / attempts : 0.0;
   out["runner_gpu_total"] = gpus;
-  out["workflows_total"] = 0;  // no workflow engine yet: none defined
+  out["workflows_total"] = workflows;
   return out;
 }
 
@@ -250,7 +244,13 @@ grpc::ServerUnaryReactor* OrchestratorService::GetMetrics(grpc::CallbackServerCo
                                                           const pb::GetMetricsRequest* req,
                                                           pb::MetricsResponse* resp) {
   auto all = flattenMetrics(metrics_);
-  for (const auto& [k, v] : legacyMetrics(engine_.stats(), env_manager_ ? env_manager_->gpuCount() : 0)) all[k] = v;
+  int workflows = 0;
+  if (parts_.workflows != nullptr) {
+    if (auto all_workflows = parts_.workflows->listWorkflows()) workflows = static_cast<int>(all_workflows.value().size());
+  }
+  for (const auto& [k, v] : legacyMetrics(engine_.stats(), env_manager_ ? env_manager_->gpuCount() : 0, workflows)) {
+    all[k] = v;
+  }
   std::set<std::string> wanted(req->metric_names().begin(), req->metric_names().end());
   for (const auto& [k, v] : all) {
     const std::string base = k.substr(0, k.find('{'));

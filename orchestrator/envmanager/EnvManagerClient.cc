@@ -128,31 +128,16 @@ void EnvManagerClient::addAuth(grpc::ClientContext& ctx) const {
 }
 
 void EnvManagerClient::ensure(std::stop_token stop) {
-  auto stub = env_manager::v1::EnvManagerService::NewStub(channel_);
   Backoff backoff(BackoffPolicy{.initial = std::chrono::milliseconds(500), .max = std::chrono::milliseconds(30'000)});
   std::string list;
   for (const auto& s : cfg_.ensure_services) list += (list.empty() ? "" : ", ") + s;
   while (!stop.stop_requested()) {
-    grpc::ClientContext ctx;
-    addAuth(ctx);
-    ctx.set_wait_for_ready(true);
-    std::stop_callback cancel(stop, [&ctx] { ctx.TryCancel(); });
-    env_manager::v1::StartServicesRequest req;
-    for (const auto& s : cfg_.ensure_services) req.add_service_names(s);
     {
       std::lock_guard lock(mu_);
       services_ = "starting " + list;
     }
     spdlog::info("asking env-manager at {} to start {}", cfg_.address, list);
-    auto reader = stub->StartServices(&ctx, req);
-    env_manager::v1::ServiceStatusUpdate u;
-    std::string outcome = "no summary";  // the closing update (no service name) says how it went
-    while (reader->Read(&u)) {
-      spdlog::debug("env-manager: {} {} {}", u.service_name(), u.status(), u.message());
-      if (u.service_name().empty()) outcome = u.status() == "completed" ? "" : u.status() + ": " + u.message();
-    }
-    grpc::Status st = reader->Finish();
-    if (st.ok() && !outcome.empty()) st = grpc::Status(grpc::StatusCode::UNAVAILABLE, outcome);
+    const Status st = startServices(cfg_.ensure_services, stop);
     if (st.ok()) {
       std::lock_guard lock(mu_);
       services_ = "ready: " + list;
@@ -163,11 +148,32 @@ void EnvManagerClient::ensure(std::stop_token stop) {
     const auto delay = backoff.next();
     {
       std::lock_guard lock(mu_);
-      services_ = "failed (" + st.error_message() + "), retrying";
+      services_ = "failed (" + st.error() + "), retrying";
     }
-    spdlog::warn("env-manager could not start {}: {}; retrying in {} ms", list, st.error_message(), delay.count());
+    spdlog::warn("env-manager could not start {}: {}; retrying in {} ms", list, st.error(), delay.count());
     if (!clock_.sleepFor(delay, stop)) return;
   }
+}
+
+Status EnvManagerClient::startServices(const std::vector<std::string>& services, std::stop_token stop) {
+  auto stub = env_manager::v1::EnvManagerService::NewStub(channel_);
+  grpc::ClientContext ctx;
+  addAuth(ctx);
+  ctx.set_wait_for_ready(true);
+  std::stop_callback cancel(stop, [&ctx] { ctx.TryCancel(); });
+  env_manager::v1::StartServicesRequest req;
+  for (const auto& s : services) req.add_service_names(s);
+  auto reader = stub->StartServices(&ctx, req);
+  env_manager::v1::ServiceStatusUpdate u;
+  std::string outcome = "no summary";  // the closing update (no service name) says how it went
+  while (reader->Read(&u)) {
+    spdlog::debug("env-manager: {} {} {}", u.service_name(), u.status(), u.message());
+    if (u.service_name().empty()) outcome = u.status() == "completed" ? "" : u.status() + ": " + u.message();
+  }
+  const grpc::Status st = reader->Finish();
+  if (!st.ok()) return Error{"env-manager StartServices: " + st.error_message(), ErrorKind::Unavailable};
+  if (!outcome.empty()) return Error{"env-manager: " + outcome, ErrorKind::Unavailable};
+  return Status::Ok();
 }
 
 Result<ContainerOutcome> EnvManagerClient::executeTask(const std::string& task_id, const std::string& workload_class,

@@ -55,6 +55,10 @@ class EnvManagerClient {
   // link is ready; 0 before the first answer or when the link is not used.
   int gpuCount() const;
 
+  // Asks env-manager to start `services` (and what they depend on) and waits for its
+  // verdict: Ok only when its closing summary says every required service is up.
+  Status startServices(const std::vector<std::string>& services, std::stop_token stop);
+
   Result<ContainerOutcome> executeTask(const std::string& task_id, const std::string& workload_class,
                                        const Payload& payload, std::chrono::milliseconds timeout,
                                        std::stop_token cancel);

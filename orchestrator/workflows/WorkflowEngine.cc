@@ -181,7 +181,7 @@ int WorkflowEngine::liveRuns() const {
 
 // ------------------------------------------------------------------ workflows
 
-Result<WorkflowRecord> WorkflowEngine::putWorkflow(const std::string& spec_text, const std::string& id, bool replace) {
+Result<WorkflowRecord> WorkflowEngine::putWorkflow(const std::string& spec_text, const std::string& id, PutMode mode) {
   auto spec = parseWorkflowSpec(spec_text, cfg_.limits);
   if (!spec) return spec.fullError();
   std::string wid = id.empty() ? spec.value().id : id;
@@ -192,10 +192,10 @@ Result<WorkflowRecord> WorkflowEngine::putWorkflow(const std::string& spec_text,
   if (Status s = validateTaskId(wid); !s.ok()) return s.fullError();
   auto existing = store_.getWorkflow(wid);
   if (!existing) return existing.fullError();
-  if (existing.value() && !replace) {
+  if (existing.value() && mode == PutMode::Create) {
     return Error{"workflow '" + wid + "' exists; update it instead (PUT /workflows/" + wid + ")", ErrorKind::AlreadyExists};
   }
-  if (!existing.value() && replace) return Error{"no workflow with id '" + wid + "'", ErrorKind::NotFound};
+  if (!existing.value() && mode == PutMode::Replace) return Error{"no workflow with id '" + wid + "'", ErrorKind::NotFound};
   WorkflowRecord rec;
   rec.id = wid;
   rec.name = spec.value().name;
@@ -211,6 +211,26 @@ Result<WorkflowRecord> WorkflowEngine::putWorkflow(const std::string& spec_text,
   store_.putWorkflow(rec, [&written](Status s) { written.set_value(s); });
   if (Status s = written.get_future().get(); !s.ok()) return s.fullError();
   return rec;
+}
+
+std::shared_ptr<const WorkflowSpec> WorkflowEngine::specOf(const std::string& workflow_id, int version) {
+  const auto key = std::make_pair(workflow_id, version);
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = specs_.find(key); it != specs_.end()) return it->second;
+  }
+  auto h = store_.workflowHistory(workflow_id);
+  if (!h) return nullptr;
+  for (const auto& w : h.value()) {
+    if (w.version != version) continue;
+    auto spec = workflowSpecFromJson(w.document, SpecLimits{.max_nodes = 1 << 30, .max_bytes = INT64_MAX});
+    if (!spec) return nullptr;
+    auto shared = std::make_shared<const WorkflowSpec>(std::move(spec).value());
+    std::lock_guard lock(mu_);
+    specs_[key] = shared;
+    return shared;
+  }
+  return nullptr;
 }
 
 Result<WorkflowRecord> WorkflowEngine::getWorkflow(const std::string& id) {
@@ -334,11 +354,22 @@ Result<RunRecord> WorkflowEngine::getRun(const std::string& run_id) {
     std::lock_guard lock(mu_);
     auto it = live_.find(run_id);
     if (it != live_.end()) return it->second->rec;
+    auto ending = ending_.find(run_id);
+    if (ending != ending_.end()) return ending->second;
   }
   auto r = store_.getRun(run_id);
   if (!r) return r.fullError();
   if (!r.value()) return Error{"no workflow run with id '" + run_id + "'", ErrorKind::NotFound};
-  return *r.value();
+  RunRecord rec = std::move(*r.value());
+  // Steps in the spec's node order, as a live run has them.
+  if (auto spec = specOf(rec.workflow_id, rec.workflow_version)) {
+    std::map<std::string, std::size_t> order;
+    for (const auto& n : spec->nodes) order.emplace(n.id, order.size());
+    std::stable_sort(rec.steps.begin(), rec.steps.end(), [&](const StepRecord& a, const StepRecord& b) {
+      return order[a.node_id] < order[b.node_id];
+    });
+  }
+  return rec;
 }
 
 Result<std::vector<RunRecord>> WorkflowEngine::listRuns(const std::string& workflow_id, int limit) {
@@ -555,9 +586,12 @@ void WorkflowEngine::settleLocked(Live& run, Actions& out) {
   run.rec.error = run.cancel_requested ? "cancelled" : run.failure;
   run.rec.finished_ms = run.rec.updated_ms = nowMs();
   const RunRecord final_rec = run.rec;
+  ending_[final_rec.id] = final_rec;  // what getRun answers until the store has it
   out.push_back([this, final_rec] {
-    store_.updateRun(final_rec, [id = final_rec.id](Status s) {
+    store_.updateRun(final_rec, [this, id = final_rec.id](Status s) {
       if (!s.ok()) spdlog::error("workflow run {}: could not record its end: {}", id, s.error());
+      std::lock_guard lock(mu_);
+      ending_.erase(id);
     });
   });
   if (run.rec.status == RunStatus::Succeeded) {

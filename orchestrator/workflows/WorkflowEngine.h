@@ -75,9 +75,16 @@ class WorkflowEngine {
   // Stops starting steps; running tasks stay with the task engine.
   void stop();
 
-  // Creates a workflow (no id in the spec: one is generated) or, with `replace`, a new
-  // version of an existing one; the previous versions stay. Waits until durable.
-  Result<WorkflowRecord> putWorkflow(const std::string& spec_text, const std::string& id, bool replace);
+  enum class PutMode {
+    Create,   // AlreadyExists when the id is taken
+    Replace,  // a new version of an existing workflow; NotFound otherwise
+    Upsert,   // either
+  };
+  // Stores a workflow (no id in the spec or the call: one is generated) or a new version
+  // of one; the previous versions stay. Waits until durable.
+  Result<WorkflowRecord> putWorkflow(const std::string& spec_text, const std::string& id, PutMode mode);
+  // The spec of a stored version (cached), for showing runs.
+  std::shared_ptr<const WorkflowSpec> specOf(const std::string& workflow_id, int version);
   Result<WorkflowRecord> getWorkflow(const std::string& id);
   Result<std::vector<WorkflowRecord>> listWorkflows();
   Result<std::vector<WorkflowRecord>> history(const std::string& id);
@@ -123,8 +130,10 @@ class WorkflowEngine {
 
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Live>> live_;                        // run id -> run
+  std::map<std::string, RunRecord> ending_;  // ended runs whose final record is not durable yet
   std::map<std::string, std::pair<std::string, std::string>> task_steps_;  // task id -> run, node
   std::map<std::string, std::list<std::shared_ptr<RunWatch>>> watches_;      // run id -> watchers
+  std::map<std::pair<std::string, int>, std::shared_ptr<const WorkflowSpec>> specs_;  // (id, version)
   bool stopping_ = false;
   std::stop_source stop_;
   WorkerPool blocking_{WorkerPool::Limits{.max_threads = 16, .max_queued = 100'000}};  // services steps

@@ -66,7 +66,8 @@ def test_unbuilt_rpcs_answer_unimplemented_not_success(stubs, orchestrator):
     with orchestrator.channel() as ch:
         stub = stubs.orch_grpc.OrchestratorServiceStub(ch)
         with pytest.raises(grpc.RpcError) as err:
-            stub.CreateWorkflow(stubs.orch_pb2.CreateWorkflowRequest(id="x"), timeout=5)
+            for _ in stub.StreamEvents(stubs.orch_pb2.StreamEventsRequest(), timeout=5):
+                pass
         assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 

@@ -258,8 +258,14 @@ TEST_CASE("contract RPCs answer for real or UNIMPLEMENTED, never a fake success"
   CHECK_FALSE(submit_resp.success());
   grpc::ClientContext c4;
   orchestrator::v1::CreateWorkflowResponse wf_resp;
-  CHECK(orch_stub->CreateWorkflow(&c4, orchestrator::v1::CreateWorkflowRequest(), &wf_resp).error_code() ==
-        grpc::StatusCode::UNIMPLEMENTED);
+  auto wf = orch_stub->CreateWorkflow(&c4, orchestrator::v1::CreateWorkflowRequest(), &wf_resp);
+  CHECK(wf.error_code() == grpc::StatusCode::INVALID_ARGUMENT);  // built: an empty spec is refused
+  CHECK_FALSE(wf_resp.success());
+  grpc::ClientContext c5;
+  auto events = orch_stub->StreamEvents(&c5, orchestrator::v1::StreamEventsRequest());
+  orchestrator::v1::SystemEvent event;
+  CHECK_FALSE(events->Read(&event));
+  CHECK(events->Finish().error_code() == grpc::StatusCode::UNIMPLEMENTED);
 
   orchestrator::v1::HealthResponse health;
   REQUIRE(orchestratorHealth(orch.channel(), "", &health).ok());

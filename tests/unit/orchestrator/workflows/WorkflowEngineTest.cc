@@ -123,7 +123,7 @@ struct Rig {
     tasks.reset();
   }
   std::string create(const std::string& spec) {
-    auto w = flows->putWorkflow(spec, "", false);
+    auto w = flows->putWorkflow(spec, "", WorkflowEngine::PutMode::Create);
     REQUIRE(w.ok());
     return w.value().id;
   }
@@ -268,16 +268,16 @@ TEST_CASE("workflow: nodes without tasks, and steps that cannot run, say why", "
 TEST_CASE("workflow: versions are kept; unknown workflows and bad specs are refused", "[workflow]") {
   Rig rig;
   const std::string text = spec(task("a", "{}"), "");
-  auto w1 = rig.flows->putWorkflow(text, "wf1", false);
+  auto w1 = rig.flows->putWorkflow(text, "wf1", WorkflowEngine::PutMode::Create);
   REQUIRE(w1.ok());
   CHECK(w1.value().version == 1);
-  CHECK(rig.flows->putWorkflow(text, "wf1", false).kind() == dspy::ErrorKind::AlreadyExists);
-  auto w2 = rig.flows->putWorkflow(spec(task("a", "{}") + "," + task("b", "{}"), ""), "wf1", true);
+  CHECK(rig.flows->putWorkflow(text, "wf1", WorkflowEngine::PutMode::Create).kind() == dspy::ErrorKind::AlreadyExists);
+  auto w2 = rig.flows->putWorkflow(spec(task("a", "{}") + "," + task("b", "{}"), ""), "wf1", WorkflowEngine::PutMode::Replace);
   REQUIRE(w2.ok());
   CHECK(w2.value().version == 2);
   CHECK(rig.flows->history("wf1").value().size() == 2);
-  CHECK(rig.flows->putWorkflow(text, "nope", true).kind() == dspy::ErrorKind::NotFound);
-  CHECK(rig.flows->putWorkflow("{}", "", false).kind() == dspy::ErrorKind::InvalidArgument);
+  CHECK(rig.flows->putWorkflow(text, "nope", WorkflowEngine::PutMode::Replace).kind() == dspy::ErrorKind::NotFound);
+  CHECK(rig.flows->putWorkflow("{}", "", WorkflowEngine::PutMode::Create).kind() == dspy::ErrorKind::InvalidArgument);
   std::promise<dspy::Result<RunRecord>> p;
   rig.flows->startRun("nope", "", {}, [&](dspy::Result<RunRecord> r) { p.set_value(std::move(r)); });
   CHECK(p.get_future().get().kind() == dspy::ErrorKind::NotFound);

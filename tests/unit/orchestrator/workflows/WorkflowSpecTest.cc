@@ -2,6 +2,10 @@
 // naming where it is.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <random>
+#include <sstream>
+
 #include "orchestrator/workflows/WorkflowSpec.h"
 
 using namespace dspy::orchestrator;
@@ -138,4 +142,47 @@ TEST_CASE("size limits apply before anything else", "[workflow-spec]") {
   CHECK(errorOf(kDiamond, SpecLimits{.max_nodes = 3}) == "4 nodes, over the limit of 3 (workflows.max_nodes)");
   CHECK(errorOf(kDiamond, SpecLimits{.max_bytes = 100}).rfind("the spec is ", 0) == 0);
   CHECK(errorOf(std::string(5000, '[')) != "accepted");  // deep nesting: an error, not a crash
+}
+
+TEST_CASE("the shipped example workflows parse", "[workflow-spec]") {
+  for (const char* name : {"diamond.yaml", "agent-loop.json"}) {
+    std::ifstream in(std::string(DSPY_SOURCE_DIR) + "/deploy/workflows/" + name);
+    REQUIRE(in);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto r = parseWorkflowSpec(text.str());
+    INFO(name << ": " << (r.ok() ? "" : r.error()));
+    CHECK(r.ok());
+  }
+}
+
+TEST_CASE("mutated specs never crash the parser: each is accepted or refused with a reason", "[workflow-spec]") {
+  // A small fuzz corpus in the test itself: the diamond with bytes dropped, repeated,
+  // flipped and spliced, from a fixed seed. Each result must be a spec or an error.
+  std::mt19937 rng(20261127);
+  const std::string base = kDiamond;
+  int accepted = 0, refused = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string s = base;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits && !s.empty(); ++e) {
+      const std::size_t at = rng() % s.size();
+      switch (rng() % 4) {
+        case 0: s.erase(at, 1 + rng() % 8); break;
+        case 1: s.insert(at, s.substr(at, 1 + rng() % 16)); break;
+        case 2: s[at] = static_cast<char>(rng() % 256); break;
+        default: s.insert(at, std::string(1 + rng() % 40, "[{\"]}:,"[rng() % 7])); break;
+      }
+    }
+    auto r = parseWorkflowSpec(s);
+    if (r.ok()) {
+      ++accepted;
+      CHECK_FALSE(r.value().nodes.empty());
+    } else {
+      ++refused;
+      CHECK_FALSE(r.error().empty());
+    }
+  }
+  CHECK(accepted + refused == 3000);
+  CHECK(refused > 0);
 }
