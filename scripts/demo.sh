@@ -81,6 +81,10 @@ status = json.load(urllib.request.urlopen("http://127.0.0.1:9097/queue/status", 
 print("queue:", {k: status[k] for k in ("pending", "done", "submitted", "completed")})
 PY
 echo
+echo "== a sample workflow: deploy/workflows/diamond.yaml (two branches in parallel, outputs passed on)"
+"$cli" workflows create "$ROOT/deploy/workflows/diamond.yaml"
+"$cli" workflows run diamond --input who=demo --watch
+echo
 echo "== dspy-agent tasks list (the store keeps every task; --json for scripts)"
 "$cli" tasks list --limit 5
 echo
