@@ -28,7 +28,10 @@ nlohmann::json workflowSummary(const WorkflowRecord& w) {
 }
 
 std::string stepAction(const NodeSpec& n) {
-  if (n.type == "reward" || n.type == "deployment") return "event:workflow_" + n.type;
+  if (n.type == "reward" || n.type == "deployment") {
+    return "event:workflow_" + n.type +
+           (n.config.contains("task") ? " + task:" + n.config["task"].value("class", std::string("cpu_short")) : "");
+  }
   if (n.type == "services") return "services";
   if (n.type == "training") return "slurm";
   std::string cls = n.config.value("class", std::string("cpu_short"));

@@ -26,6 +26,7 @@ std::string asText(const json& v) { return v.is_string() ? v.get<std::string>() 
 // The task class a signature or verifier node runs under.
 std::string classOf(const NodeSpec& n) {
   if (n.type == "task" || n.type == "custom") return n.config.value("class", std::string("cpu_short"));
+  if (n.type == "reward" || n.type == "deployment") return n.config["task"].value("class", std::string("cpu_short"));
   const std::string domain = n.config.value("execution_domain", std::string());
   if (domain == "gpu" || domain == "cuda" || domain == "accelerated") return "gpu_slurm";
   if (domain == "cpu_long") return "cpu_long";
@@ -35,9 +36,11 @@ std::string classOf(const NodeSpec& n) {
 // The payload a task node submits, before references are resolved.
 Payload payloadOf(const NodeSpec& n) {
   Payload p;
-  if (n.type == "task") {
-    if (n.config.contains("payload")) {
-      for (const auto& [k, v] : n.config["payload"].items()) p[k] = asText(v);
+  const bool own_task = n.type == "reward" || n.type == "deployment";
+  if (n.type == "task" || own_task) {
+    const json& t = own_task ? n.config["task"] : n.config;
+    if (t.contains("payload")) {
+      for (const auto& [k, v] : t["payload"].items()) p[k] = asText(v);
     }
     return p;
   }
@@ -422,8 +425,11 @@ void WorkflowEngine::readyLocked(Live& run, const std::string& node_id, Actions&
     std::map<std::string, std::string> data{{"run_id", run.rec.id}, {"step", node_id}};
     for (const auto& [k, v] : node.config.items()) data[k] = asText(v);
     emitLocked(node.type == "reward" ? "workflow_reward" : "workflow_deployment", data, out);
-    finishStepLocked(run, node_id, StepStatus::Succeeded, {{"event", node.type}}, "", 1, out);
-    return;
+    if (!node.config.contains("task")) {
+      finishStepLocked(run, node_id, StepStatus::Succeeded, {{"event", node.type}}, "", 1, out);
+      return;
+    }
+    // With a `task`, the step is that task too (the event went out first).
   }
   if (node.type == "training") {
     finishStepLocked(run, node_id, StepStatus::Failed, {},

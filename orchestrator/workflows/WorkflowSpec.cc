@@ -133,6 +133,13 @@ Status checkTypeConfig(const NodeSpec& n, const std::string& where) {
     if (!nonEmptyString(c["class"])) return bad(where, "task.class must be text");
     if (c.contains("payload") && !c["payload"].is_object()) return bad(where, "task.payload must be an object");
   }
+  if ((n.type == "reward" || n.type == "deployment") && c.contains("task")) {
+    const json& t = c["task"];
+    if (!t.is_object() || !nonEmptyString(t.value("class", json()))) {
+      return bad(where, n.type + ".task must be an object with a class");
+    }
+    if (t.contains("payload") && !t["payload"].is_object()) return bad(where, n.type + ".task.payload must be an object");
+  }
   if (n.type == "services") {
     const json& s = c["services"];
     if (!s.is_array() || s.empty() || !std::all_of(s.begin(), s.end(), nonEmptyString)) {

@@ -5,7 +5,8 @@
 // Nodes have one of the contract's six types (signature, verifier, reward, training,
 // deployment, custom) or one of ours: `task` (config `task`: class*, payload) runs a
 // task of any class, `services` (config `services`: services*[]) waits until
-// env-manager reports the named services up. Besides its type's config, a node may say
+// env-manager reports the named services up. `reward` and `deployment` may carry a
+// `task` {class*, payload} that runs after their event. Besides its type's config, a node may say
 // `retry` {max_attempts, initial_interval_ms, multiplier, max_interval_ms} and
 // `timeout_seconds`; the workflow may give `defaults` of both and its
 // `failure_policy`: `stop` (the default: a failed step cancels the run's running steps)

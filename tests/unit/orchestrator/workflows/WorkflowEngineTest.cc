@@ -250,6 +250,8 @@ TEST_CASE("workflow: nodes without tasks, and steps that cannot run, say why", "
   Rig rig;
   const auto wf = rig.create(spec(
       R"({"id": "r", "type": "reward", "reward": {"metric": "accuracy"}},
+         {"id": "dep", "type": "deployment", "deployment": {"tenant": "t", "domain": "d", "channel": "c",
+          "task": {"class": "cpu_short", "payload": {"value": "deployed"}}}},
          {"id": "svc", "type": "services", "services": {"services": ["redis"]}},
          {"id": "t", "type": "training", "training": {"method": "sft", "skill": "s"}},
          {"id": "gpu", "type": "signature", "signature": {"prompt": "p", "execution_domain": "gpu"}},
@@ -257,6 +259,9 @@ TEST_CASE("workflow: nodes without tasks, and steps that cannot run, say why", "
       edge("r", "svc"), R"("failure_policy": "continue", )"));
   const auto end = rig.waitEnd(rig.start(wf).id);
   CHECK(Rig::step(end, "r").status == StepStatus::Succeeded);
+  CHECK(Rig::step(end, "r").task_id.empty());  // an event only
+  CHECK(Rig::step(end, "dep").result.at("out") == "deployed");  // its event, then its task
+  CHECK(rig.sink.count("workflow_deployment") == 1);
   CHECK(Rig::step(end, "svc").status == StepStatus::Succeeded);
   CHECK_THAT(Rig::step(end, "t").error, Catch::Contains("Slurm submitter is not built yet"));
   CHECK_THAT(Rig::step(end, "gpu").error, Catch::Contains("gpu_slurm"));

@@ -109,6 +109,8 @@ TEST_CASE("every spec error says where and what", "[workflow-spec]") {
         "node 'a': custom must be a non-empty object");
   CHECK(errorOf(R"({"name": "x", "nodes": [{"id": "a", "type": "services", "services": {"services": []}}]})") ==
         "node 'a': services.services must be a non-empty list of service names");
+  CHECK(errorOf(withNode(R"({"id": "c", "type": "reward", "reward": {"metric": "m", "task": {"payload": {}}}})")) ==
+        "node 'c': reward.task must be an object with a class");
   CHECK(errorOf(withNode(R"({"id": "c", "type": "verifier", "verifier": {"command": "t", "weight": -1}})")) ==
         "node 'c': verifier.weight must be a number >= 0");
   CHECK(errorOf(withNode(R"({"id": "c", "type": "verifier", "verifier": {"command": "t"}, "retry": {"max_attempts": 0}})")) ==
