@@ -1,8 +1,9 @@
-// Integer parsing and the stable hash.
+// Integer parsing, the stable hash, time as text.
 #include "common/Text.h"
 
 #include <charconv>
 #include <cstdio>
+#include <ctime>
 
 namespace dspy {
 
@@ -31,6 +32,16 @@ StableHash& StableHash::addField(std::string_view field) {
 std::string StableHash::hex() const {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h_));
+  return buf;
+}
+
+std::string rfc3339Ms(std::int64_t unix_ms) {
+  const std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(unix_ms % 1000));
   return buf;
 }
 

@@ -31,4 +31,7 @@ class StableHash {
   std::uint64_t h_ = 1469598103934665603ULL;
 };
 
+// Unix milliseconds as RFC 3339 UTC with milliseconds: "2026-11-27T05:20:08.123Z".
+std::string rfc3339Ms(std::int64_t unix_ms);
+
 }  // namespace dspy

@@ -1,18 +1,8 @@
 #include "orchestrator/api/WorkflowViews.h"
 
-#include <ctime>
+#include "common/Text.h"
 
 namespace dspy::orchestrator {
-
-std::string rfc3339Ms(std::int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms % 1000));
-  return buf;
-}
 
 nlohmann::json workflowSummary(const WorkflowRecord& w) {
   const auto& d = w.document;

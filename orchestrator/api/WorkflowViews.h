@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/Text.h"
+
 #include "orchestrator/workflows/WorkflowEngine.h"
 
 namespace dspy::orchestrator {
@@ -19,6 +21,5 @@ const char* updateStatus(RunStatus s);
 // What a step does, for the run record's `action`: "task:<class>", "event:<type>",
 // "services", "slurm".
 std::string stepAction(const NodeSpec& node);
-std::string rfc3339Ms(std::int64_t ms);
 
 }  // namespace dspy::orchestrator
