@@ -82,7 +82,7 @@ int follow(pb::OrchestratorService::Stub& stub, const std::string& run_id, bool 
   req.set_run_id(run_id);
   auto reader = stub.StreamWorkflowStatus(&ctx, req);
   pb::WorkflowStatusUpdate u;
-  std::string last;
+  std::string last, printed;
   while (reader->Read(&u)) {
     last = u.status();
     if (tty) {
@@ -91,8 +91,12 @@ int follow(pb::OrchestratorService::Stub& stub, const std::string& run_id, bool 
         printRun(r.value());
       }
     } else if (!as_json) {
-      std::printf("%s %s %d/%d%s%s\n", u.run_id().c_str(), u.status().c_str(), u.steps_completed(), u.total_steps(),
-                  u.current_step().empty() ? "" : " step ", u.current_step().c_str());
+      char line[512];
+      std::snprintf(line, sizeof line, "%s %s %d/%d%s%s\n", u.run_id().c_str(), u.status().c_str(),
+                    u.steps_completed(), u.total_steps(), u.current_step().empty() ? "" : " step ",
+                    u.current_step().c_str());
+      if (line != printed) std::fputs(line, stdout);  // a step's updates that look alike print once
+      printed = line;
     }
     std::fflush(stdout);
   }
