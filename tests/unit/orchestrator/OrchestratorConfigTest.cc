@@ -135,3 +135,20 @@ TEST_CASE("orchestrator config: the HTTP connection keys are range-checked and n
   REQUIRE_FALSE(text.ok());
   CHECK_THAT(text.error(), Catch::Contains("http.keepalive_timeout_seconds") && Catch::Contains("soon"));
 }
+
+TEST_CASE("orchestrator config: the workflow limits are range-checked and named", "[orchestrator][config]") {
+  auto ok = loadText("workflows:\n  max_nodes: 50\n  max_spec_bytes: 4096\n  max_live_runs: 7\n");
+  REQUIRE(ok.ok());
+  CHECK(ok.value().workflows.limits.max_nodes == 50);
+  CHECK(ok.value().workflows.limits.max_bytes == 4096);
+  CHECK(ok.value().workflows.max_live_runs == 7);
+  auto zero = loadText("workflows:\n  max_nodes: 0\n");
+  REQUIRE_FALSE(zero.ok());
+  CHECK_THAT(zero.error(), Catch::Contains("workflows.max_nodes"));
+  auto tiny = loadText("workflows:\n  max_spec_bytes: 10\n");
+  REQUIRE_FALSE(tiny.ok());
+  CHECK_THAT(tiny.error(), Catch::Contains("workflows.max_spec_bytes"));
+  auto unknown = loadText("workflows:\n  max_runs: 3\n");
+  REQUIRE_FALSE(unknown.ok());
+  CHECK_THAT(unknown.error(), Catch::Contains("unknown key 'workflows.max_runs'"));
+}
