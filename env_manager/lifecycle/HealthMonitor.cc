@@ -1,5 +1,6 @@
 #include "env_manager/lifecycle/HealthMonitor.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace dspy::envmanager {
@@ -66,6 +67,49 @@ ProbeReport HealthMonitor::probeNow(const std::string& service, const docker::Co
       std::chrono::duration_cast<std::chrono::seconds>(clock_.systemTime().time_since_epoch()).count();
   publish(report);
   return report;
+}
+
+HealthMonitor::StartVerdict HealthMonitor::awaitHealthy(
+    const std::string& service, const std::string& container_id, std::chrono::milliseconds first_probe_delay,
+    Clock::MonotonicTime deadline, std::stop_token stop,
+    const std::function<void(int attempt, const ProbeReport&)>& on_probe) {
+  using Kind = StartVerdict::Kind;
+  const ServiceSpec& spec = *stack_.find(service);
+  StartVerdict v;
+  auto delay = first_probe_delay;
+  while (true) {
+    auto info = docker_.inspectContainer(container_id);
+    if (!info) {
+      v.kind = Kind::InspectFailed;
+      v.error = info.error();
+      return v;
+    }
+    v.container = info.value();
+    if (!v.container.running) {
+      v.kind = Kind::Exited;
+      return v;
+    }
+    if (spec.healthcheck.kind == HealthCheckSpec::Kind::None) {
+      v.kind = Kind::NoHealthCheck;
+      return v;
+    }
+    ++v.attempts;
+    v.last = probeNow(service, v.container);
+    if (on_probe) on_probe(v.attempts, v.last);
+    if (v.last.healthy) {
+      v.kind = Kind::Healthy;
+      return v;
+    }
+    if (clock_.monotonicTime() >= deadline) {
+      v.kind = Kind::TimedOut;
+      return v;
+    }
+    if (!clock_.sleepFor(delay, stop)) {
+      v.kind = Kind::Cancelled;
+      return v;
+    }
+    delay = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(delay * 3 / 2), spec.healthcheck.interval);
+  }
 }
 
 int HealthMonitor::probeDue() {

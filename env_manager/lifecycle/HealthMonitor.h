@@ -1,8 +1,10 @@
-// HealthMonitor: the one source of health results. It probes the containers it is told
-// to watch, each at its service's interval on the Clock, probes once on request (the
-// fast probes of a start), keeps the latest result per service and hands every result
-// to its listeners: Lifecycle reacts to them (unhealthy -> restart), StreamHealth
-// forwards them. Nobody else probes.
+// HealthMonitor: the one source of health results and the one place that decides when
+// to probe. During a start it probes fast (first after `first_probe_delay`, then 1.5x
+// longer each time up to the service's interval) until the service is healthy, its
+// container exits, or the start's deadline passes; afterwards it probes the containers
+// it is told to watch at their service's interval on the Clock. It keeps the latest
+// result per service and hands every result to its listeners: Lifecycle reacts to them
+// (unhealthy -> restart), StreamHealth forwards them. Nobody else probes.
 #pragma once
 
 #include <chrono>
@@ -65,6 +67,28 @@ class HealthMonitor {
   void unwatch(const std::string& service);
   // Probes one container now and publishes the result.
   ProbeReport probeNow(const std::string& service, const docker::ContainerInfo& container);
+
+  // How a start's wait for health ended.
+  struct StartVerdict {
+    enum class Kind {
+      Healthy,        // a probe passed
+      NoHealthCheck,  // the service has none: running is all there is to know
+      Exited,         // the container stopped (`container` says how)
+      InspectFailed,  // Docker could not say (`error`)
+      TimedOut,       // the deadline passed; `last` is the last probe
+      Cancelled,      // the start was cancelled
+    };
+    Kind kind = Kind::Cancelled;
+    int attempts = 0;
+    ProbeReport last;
+    docker::ContainerInfo container;
+    std::string error;
+  };
+  // Probes a starting container on the fast schedule until one of StartVerdict's ends;
+  // `on_probe` sees every attempt's report (after it was published).
+  StartVerdict awaitHealthy(const std::string& service, const std::string& container_id,
+                            std::chrono::milliseconds first_probe_delay, Clock::MonotonicTime deadline,
+                            std::stop_token stop, const std::function<void(int attempt, const ProbeReport&)>& on_probe);
   // Probes every watched container whose time has come, once (the thread calls it each
   // tick; tests may too). Returns how many it probed.
   int probeDue();

@@ -6,8 +6,8 @@
 //   dependencies meet their condition (started / healthy / completed); a dependency
 //   that fails leaves its dependents "blocked" while independent services go on.
 // - one service up (pull, create, start, first health verdict): ServiceStart.cc.
-// - health: HealthMonitor probes (fast during a start, then at the service's interval)
-//   and publishes; Lifecycle reacts to the results in Restarts.cc.
+// - health: HealthMonitor decides when to probe (fast during a start, then at the
+//   service's interval) and publishes; Lifecycle reacts to the results in Restarts.cc.
 // - restarts: Docker's event stream tells of a dead or OOM-killed container at once;
 //   the restart policy restarts it with exponential backoff and gives up after
 //   max_restarts in a row ("crash_loop"): Restarts.cc.

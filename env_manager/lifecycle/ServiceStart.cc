@@ -243,81 +243,77 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
 
 ServiceState Lifecycle::waitHealthy(const ServiceSpec& spec, const std::function<void(const LifecycleUpdate&)>& emit,
                                    std::stop_token stop) {
+  using Kind = HealthMonitor::StartVerdict::Kind;
   const std::string& name = spec.name;
   std::string id;
   {
     std::lock_guard lock(mu_);
     id = rt(name).container_id;
   }
-  const auto deadline = clock_.monotonicTime() + options_.health_timeout;
-  auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(options_.first_probe_delay);
-  int attempt = 0;
   auto last_emit = clock_.monotonicTime() - 1h;
-  while (true) {
-    auto info = docker_.inspectContainer(id);
-    if (!info) {
-      const std::string why = "cannot inspect the container: " + info.error();
+  // The monitor probes on its start schedule; each attempt updates the state table and,
+  // now and then, the caller.
+  const auto v = monitor_.awaitHealthy(
+      name, id, std::chrono::duration_cast<std::chrono::milliseconds>(options_.first_probe_delay),
+      clock_.monotonicTime() + options_.health_timeout, stop, [&](int attempt, const ProbeReport& p) {
+        {
+          std::lock_guard lock(mu_);
+          rt(name).health = {{"kind", toString(spec.healthcheck.kind)},
+                             {"status", p.healthy ? "healthy" : "starting"},
+                             {"message", p.message},
+                             {"attempts", std::to_string(attempt)},
+                             {"checked_at", std::to_string(p.checked_at)}};
+        }
+        const auto now = clock_.monotonicTime();
+        if (!p.healthy && (now - last_emit >= 1s || (attempt & (attempt - 1)) == 0)) {
+          last_emit = now;
+          emit({name, "waiting", "waiting for health, attempt " + std::to_string(attempt) + ": " + p.message, 70});
+        }
+      });
+  auto settle = [&](ServiceState status, const std::string& why) {
+    std::lock_guard lock(mu_);
+    setState(name, status, why);
+    return status;
+  };
+  switch (v.kind) {
+    case Kind::InspectFailed: {
+      const std::string why = "cannot inspect the container: " + v.error;
       emit({name, "failed", why, 0});
-      std::lock_guard lock(mu_);
-      setState(name, ServiceState::Failed, why);
-      return ServiceState::Failed;
+      return settle(ServiceState::Failed, why);
     }
-    if (!info.value().running) {
-      const auto& c = info.value();
+    case Kind::Exited: {
+      const auto& c = v.container;
       const bool completed = c.exit_code == 0 && !c.oom_killed;
       std::string why = c.oom_killed ? "killed: out of memory" : "exited with code " + std::to_string(c.exit_code);
       const ServiceState status = completed ? ServiceState::Completed : ServiceState::Failed;
       if (!completed) why += " while starting";
       emit({name, std::string(envmanager::name(status)), why, completed ? 100 : 0});
-      std::lock_guard lock(mu_);
-      setState(name, status, why);
-      return status;
+      return settle(status, why);
     }
-    if (spec.healthcheck.kind == HealthCheckSpec::Kind::None) {
+    case Kind::NoHealthCheck:
       emit({name, "running", "running (no health check)", 100});
-      std::lock_guard lock(mu_);
-      setState(name, ServiceState::Running, "running (no health check)");
       monitor_.watch(name, id, clock_.monotonicTime() + spec.healthcheck.interval);
-      return ServiceState::Running;
-    }
-    ++attempt;
-    const ProbeReport p = monitor_.probeNow(name, info.value());
-    {
-      std::lock_guard lock(mu_);
-      auto& r = rt(name);
-      r.health = {{"kind", toString(spec.healthcheck.kind)}, {"status", p.healthy ? "healthy" : "starting"},
-                  {"message", p.message}, {"attempts", std::to_string(attempt)},
-                  {"checked_at", std::to_string(p.checked_at)}};
-      if (p.healthy) {
-        r.consecutive_failures = 0;
+      return settle(ServiceState::Running, "running (no health check)");
+    case Kind::Healthy: {
+      {
+        std::lock_guard lock(mu_);
+        rt(name).consecutive_failures = 0;
         monitor_.watch(name, id, clock_.monotonicTime() + spec.healthcheck.interval);
-        setState(name, ServiceState::Healthy, p.message);
+        setState(name, ServiceState::Healthy, v.last.message);
       }
-    }
-    if (p.healthy) {
-      emit({name, "healthy", p.message + " (attempt " + std::to_string(attempt) + ")", 100});
+      emit({name, "healthy", v.last.message + " (attempt " + std::to_string(v.attempts) + ")", 100});
       return ServiceState::Healthy;
     }
-    const auto now = clock_.monotonicTime();
-    if (now - last_emit >= 1s || (attempt & (attempt - 1)) == 0) {
-      last_emit = now;
-      emit({name, "waiting", "waiting for health, attempt " + std::to_string(attempt) + ": " + p.message, 70});
-    }
-    if (now >= deadline) {
+    case Kind::TimedOut: {
       const std::string why = "not healthy within " + formatSeconds(options_.health_timeout) + " (" +
-                              std::to_string(attempt) + " probes); last: " + p.message;
+                              std::to_string(v.attempts) + " probes); last: " + v.last.message;
       emit({name, "failed", why, 0});
-      std::lock_guard lock(mu_);
-      setState(name, ServiceState::Failed, why);
-      return ServiceState::Failed;
+      return settle(ServiceState::Failed, why);
     }
-    if (!clock_.sleepFor(delay, stop)) {
-      std::lock_guard lock(mu_);
-      setState(name, ServiceState::Waiting, "start cancelled while waiting for health");
-      return ServiceState::Waiting;
-    }
-    delay = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(delay * 3 / 2), spec.healthcheck.interval);
+    case Kind::Cancelled:
+      break;
   }
+  return settle(ServiceState::Waiting, "start cancelled while waiting for health");
 }
 
 }  // namespace dspy::envmanager

@@ -87,3 +87,39 @@ TEST_CASE("a container that is not running is reported as such, without a probe"
   CHECK_FALSE(report.healthy);
   CHECK(report.message.find("not running") != std::string::npos);
 }
+
+TEST_CASE("a start is probed fast, backing off by half each time, until healthy, exited or too late",
+          "[lifecycle][health]") {
+  Rig rig;
+  HealthMonitor monitor(rig.stack, rig.docker, rig.prober, rig.clock, 250ms);
+  int heard = 0;
+  auto subscription = monitor.subscribe([&](const ProbeReport&) { ++heard; });
+  using Kind = HealthMonitor::StartVerdict::Kind;
+
+  rig.prober.probes_needed["redis"] = 4;
+  const auto start = rig.clock.monotonicTime();
+  std::vector<int> attempts;
+  auto healthy = monitor.awaitHealthy("redis", rig.running("redis"), 25ms, start + 10s, {},
+                                      [&](int attempt, const ProbeReport&) { attempts.push_back(attempt); });
+  CHECK(healthy.kind == Kind::Healthy);
+  CHECK(healthy.attempts == 4);
+  CHECK(attempts == std::vector<int>{1, 2, 3, 4});
+  CHECK(heard == 4);  // every start probe was published
+  CHECK(rig.clock.sleeps() == std::vector<std::chrono::nanoseconds>{25ms, 37ms, 55ms});
+
+  rig.prober.probes_needed["redb"] = -1;  // never healthy
+  const auto late = monitor.awaitHealthy("redb", rig.running("redb"), 25ms, rig.clock.monotonicTime() + 1s, {}, nullptr);
+  CHECK(late.kind == Kind::TimedOut);
+  CHECK(late.attempts > 3);
+  CHECK_FALSE(late.last.healthy);
+
+  const std::string gone = rig.docker.plant({{kLabelService, "redis"}, {kLabelProject, rig.stack.project}}, false);
+  CHECK(monitor.awaitHealthy("redis", gone, 25ms, rig.clock.monotonicTime() + 1s, {}, nullptr).kind == Kind::Exited);
+  CHECK(monitor.awaitHealthy("redis", "no-such-container", 25ms, rig.clock.monotonicTime() + 1s, {}, nullptr).kind ==
+        Kind::InspectFailed);
+  std::stop_source stop;
+  stop.request_stop();
+  CHECK(monitor.awaitHealthy("redb", rig.running("redb"), 25ms, rig.clock.monotonicTime() + 1s, stop.get_token(),
+                             nullptr)
+            .kind == Kind::Cancelled);
+}
