@@ -175,9 +175,10 @@ TEST_CASE("workflow: a diamond runs its middle steps side by side and passes out
   CHECK(Rig::step(end, "d").result.at("out") == "B+C+me");
   CHECK(Rig::step(end, "b").started_ms <= Rig::step(end, "c").finished_ms);
   CHECK(Rig::step(end, "c").started_ms <= Rig::step(end, "b").finished_ms);
+  // Events leave the engine after its lock is released, so the last may trail the record.
+  CHECK(eventually([&] { return rig.sink.count("workflow_completed") == 1; }, 5s));
   CHECK(rig.sink.count("workflow_started") == 1);
   CHECK(rig.sink.count("workflow_step_completed") == 4);
-  CHECK(rig.sink.count("workflow_completed") == 1);
 }
 
 TEST_CASE("workflow: a step retries by its own policy", "[workflow]") {
