@@ -3,6 +3,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
+
 namespace dspy::orchestrator {
 
 OrchestratorConfig::OrchestratorConfig() {
@@ -145,6 +147,36 @@ void describe(config::Schema& schema, OrchestratorConfig& cfg) {
   schema.integer("workflows.max_nodes", &cfg.workflows.limits.max_nodes, 1, 100'000);
   schema.integer("workflows.max_spec_bytes", &cfg.workflows.limits.max_bytes, 1024, 64 * 1024 * 1024);
   schema.integer("workflows.max_live_runs", &cfg.workflows.max_live_runs, 1, 10'000'000);
+  schema.string("kafka.brokers", &cfg.kafka.brokers, "KAFKA_BROKERS");
+  schema.string("kafka.topic", &cfg.kafka.topic, "KAFKA_EVENT_TOPIC");
+  schema.integer("kafka.linger_ms", &cfg.kafka.linger_ms, 0, 900'000);
+  schema.integer("kafka.batch_bytes", &cfg.kafka.batch_bytes, 1, 2'147'483'647);
+  schema.choice("kafka.compression", &cfg.kafka.compression, {"none", "gzip", "snappy", "lz4", "zstd"});
+  schema.integer("kafka.message_timeout_ms", &cfg.kafka.message_timeout_ms, 0, 2'147'483'647);
+  schema.integer("kafka.flush_timeout_ms", &cfg.kafka.flush_timeout_ms, 0, 600'000);
+  schema.integer("kafka.degraded_depth", &cfg.kafka.degraded_depth, 1, INT64_MAX);
+  schema.string("kafka.spool_dir", &cfg.kafka.spool_dir, "KAFKA_SPOOL_DIR");
+  schema.custom("kafka.properties", [&cfg](const YAML::Node& n, const std::string& f, const std::string& p) -> Status {
+    if (!n.IsMap()) return Error{config::locate(f, n, "key '" + p + "': expected a mapping of librdkafka setting: value")};
+    for (const auto& kv : n) {
+      if (!kv.second.IsScalar()) {
+        return Error{config::locate(f, kv.second, "key '" + p + "." + kv.first.Scalar() + "': expected a value")};
+      }
+      cfg.kafka.properties[kv.first.Scalar()] = kv.second.Scalar();
+    }
+    return Status::Ok();
+  });
+  schema.integer("events.retention_hours", &cfg.events.retention_hours, 1, 24 * 3650);
+  schema.integer("events.stream_buffer", &cfg.events.stream_buffer, 100, 10'000'000);
+  schema.check([&cfg]() -> Status {
+    if (Status s = validateBrokers(cfg.kafka.brokers); !s.ok()) {
+      return Error{"key 'kafka.brokers' (KAFKA_BROKERS): " + s.error()};
+    }
+    if (!cfg.kafka.brokers.empty() && cfg.kafka.topic.empty()) {
+      return Error{"key 'kafka.topic' (KAFKA_EVENT_TOPIC): must not be empty"};
+    }
+    return Status::Ok();
+  });
   schema.check([&cfg]() -> Status {
     if (cfg.store.dir.empty()) return Error{"key 'store.dir' (ENV_QUEUE_DIR): must not be empty"};
     if (!cfg.runner_url.empty() && cfg.runner_url.rfind("http://", 0) != 0 && cfg.runner_url.rfind("https://", 0) != 0) {
@@ -165,6 +197,30 @@ void describe(config::Schema& schema, OrchestratorConfig& cfg) {
     cfg.engine.default_class = dc;
     return Status::Ok();
   });
+}
+
+Status validateBrokers(const std::string& brokers) {
+  std::size_t start = 0;
+  while (start <= brokers.size() && !brokers.empty()) {
+    std::size_t comma = brokers.find(',', start);
+    if (comma == std::string::npos) comma = brokers.size();
+    std::string entry = brokers.substr(start, comma - start);
+    while (!entry.empty() && entry.front() == ' ') entry.erase(entry.begin());
+    while (!entry.empty() && entry.back() == ' ') entry.pop_back();
+    const std::string shown = entry;
+    if (auto scheme = entry.find("://"); scheme != std::string::npos) entry = entry.substr(scheme + 3);
+    auto ep = config::parseEndpoint(entry);
+    bool host_ok = ep.ok() && !ep.value().host.empty();
+    for (const char c : host_ok ? ep.value().host : std::string()) {
+      host_ok = host_ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' || c == ':');
+    }
+    if (entry.empty() || !host_ok || ep.value().port == 0) {
+      return Error{"'" + shown + "' is not host:port (brokers are a comma-separated list of host:port)",
+                   ErrorKind::InvalidArgument};
+    }
+    start = comma + 1;
+  }
+  return Status::Ok();
 }
 
 Result<OrchestratorConfig> loadConfig(const std::string& file, const config::EnvLookup& env) {

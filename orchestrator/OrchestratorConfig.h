@@ -8,6 +8,7 @@
 #include "common/Result.h"
 #include "common/ServerConfig.h"
 #include "orchestrator/envmanager/EnvManagerClient.h"
+#include "orchestrator/events/KafkaRelay.h"
 #include "orchestrator/executors/ProcessExecutor.h"
 #include "orchestrator/scheduler/TaskEngine.h"
 #include "orchestrator/workflows/WorkflowEngine.h"
@@ -38,7 +39,13 @@ struct OrchestratorConfig {
   std::string default_class = "auto";
   EnvManagerLinkConfig env_manager;
   WorkflowConfig workflows;
+  KafkaConfig kafka;
+  EventsConfig events;
 };
+
+// Checks a Kafka broker list ("host:port,host:port", each optionally with a
+// PLAINTEXT:// or SSL:// style prefix); the error names the bad entry.
+Status validateBrokers(const std::string& brokers);
 
 void describe(config::Schema& schema, OrchestratorConfig& cfg);
 Result<OrchestratorConfig> loadConfig(const std::string& file, const config::EnvLookup& env);

@@ -1,10 +1,15 @@
 // orchestrator: accepts tasks and workflows from Python code (gRPC 50052, HTTP 9097).
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
+#include <future>
+#include <mutex>
+
 #include "common/DaemonRuntime.h"
 #include "orchestrator/OrchestratorConfig.h"
 #include "orchestrator/api/HttpApi.h"
 #include "orchestrator/api/OrchestratorService.h"
+#include "orchestrator/events/EventMetrics.h"
 #include "orchestrator/executors/ContainerExecutor.h"
 #include "orchestrator/executors/HttpExecutor.h"
 #include "orchestrator/scheduler/EngineMetrics.h"
@@ -15,7 +20,10 @@ using namespace dspy::orchestrator;
 
 // Everything the daemon runs, in construction order (destroyed in reverse).
 struct Orchestrator {
+  std::unique_ptr<EventHub> hub;  // before the store: its writer thread publishes here
   std::unique_ptr<SqliteTaskStore> store;
+  std::unique_ptr<KafkaRelay> relay;
+  std::jthread pruner;
   std::shared_ptr<ProcessExecutor> process;
   std::shared_ptr<HttpExecutor> http;
   std::unique_ptr<EnvManagerClient> env_manager;
@@ -27,6 +35,13 @@ struct Orchestrator {
     if (workflows) workflows->stop();
     if (engine) engine->stop();
     if (env_manager) env_manager->stop();
+    if (pruner.joinable()) {
+      pruner.request_stop();
+      pruner.join();
+    }
+    // The last state changes' events are in the outbox before the relay's bounded flush.
+    if (store) store->flush();
+    if (relay) relay->stop();
   }
 };
 
@@ -47,6 +62,30 @@ TaskEngine::Executors buildExecutors(const OrchestratorConfig& cfg, Orchestrator
   return out;
 }
 
+// Deletes delivered events older than the retention, a bounded number per write, once a
+// minute.
+void pruneLoop(EventLog& log, std::chrono::hours retention, std::stop_token stop) {
+  std::mutex mu;
+  std::condition_variable_any cv;
+  constexpr int kPerWrite = 50'000;
+  while (!stop.stop_requested()) {
+    std::int64_t gone = kPerWrite;
+    while (gone == kPerWrite && !stop.stop_requested()) {
+      const auto cutoff = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              (std::chrono::system_clock::now() - retention).time_since_epoch())
+                              .count();
+      std::promise<dspy::Result<std::int64_t>> done;
+      log.pruneEvents(cutoff, kPerWrite, [&done](dspy::Result<std::int64_t> r) { done.set_value(std::move(r)); });
+      auto r = done.get_future().get();
+      gone = r.ok() ? r.value() : 0;
+      if (!r.ok()) spdlog::warn("outbox prune: {}", r.error());
+      if (gone > 0) spdlog::info("outbox: pruned {} delivered event(s) older than {} h", gone, retention.count());
+    }
+    std::unique_lock lock(mu);
+    cv.wait_for(lock, stop, std::chrono::minutes(1), [] { return false; });
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,6 +101,14 @@ int main(int argc, char** argv) {
                                              "the orchestrator may write"};
         }
         o->store = std::move(store.value());
+        o->hub = std::make_unique<EventHub>(static_cast<std::size_t>(cfg.events.stream_buffer));
+        o->store->setRelayed(!cfg.kafka.brokers.empty());
+        o->store->setCommitted([hub = o->hub.get()](const std::vector<Event>& events) { hub->publish(events); });
+        if (!cfg.kafka.brokers.empty()) {
+          auto relay = KafkaRelay::create(cfg.kafka, *o->store, *o->hub);
+          if (!relay) return dspy::Error{relay.error() + " (kafka.* in the config file, KAFKA_BROKERS)"};
+          o->relay = std::move(relay.value());
+        }
         o->env_manager = std::make_unique<EnvManagerClient>(cfg.env_manager);
         o->metrics = std::make_unique<EngineMetrics>(runtime.metrics());
         o->engine = std::make_unique<TaskEngine>(cfg.engine, *o->store, buildExecutors(cfg, *o),
@@ -69,7 +116,7 @@ int main(int argc, char** argv) {
         o->metrics->attach(*o->engine);
         EnvManagerClient* link = o->env_manager.get();
         o->workflows = std::make_unique<WorkflowEngine>(
-            cfg.workflows, *o->store, *o->engine, dspy::Clock::real(), nullptr,
+            cfg.workflows, *o->store, *o->engine, dspy::Clock::real(),
             [link](const std::vector<std::string>& names, std::stop_token stop) { return link->startServices(names, stop); });
         WorkflowEngine* flows = o->workflows.get();
         o->engine->setListener([flows](const TaskRecord& t) { flows->onTask(t); });
@@ -86,8 +133,13 @@ int main(int argc, char** argv) {
                                  .workflows = o->workflows.get(),
                                  .env_manager = o->env_manager.get(),
                                  .runner = runner ? o->http.get() : nullptr,
-                                 .result_heartbeat = std::chrono::milliseconds(cfg.result_heartbeat_ms)};
+                                 .result_heartbeat = std::chrono::milliseconds(cfg.result_heartbeat_ms),
+                                 .events = o->store.get(),
+                                 .hub = o->hub.get(),
+                                 .relay = o->relay.get(),
+                                 .kafka_degraded_depth = cfg.kafka.degraded_depth};
         o->service = std::make_unique<OrchestratorService>(parts, runtime.metrics());
+        attachEventMetrics(runtime.metrics(), *o->store, o->relay.get());
         runtime.grpc().addService(o->service.get());
         registerHttpApi(runtime.http(), *o->engine);
         registerWorkflowHttp(runtime.http(), *o->workflows);
@@ -97,8 +149,14 @@ int main(int argc, char** argv) {
         if (dspy::Status s = o->workflows->recover(); !s.ok()) {
           return dspy::Error{"cannot resume workflow runs from " + o->store->path() + ": " + s.error()};
         }
-        spdlog::info("task store {} ({} sync); {} task classes", o->store->path(), cfg.store.sync,
-                     cfg.engine.classes.size());
+        if (o->relay) o->relay->start();
+        o->pruner = std::jthread([store = o->store.get(), hours = cfg.events.retention_hours](std::stop_token stop) {
+          pruneLoop(*store, std::chrono::hours(hours), stop);
+        });
+        spdlog::info("task store {} ({} sync); {} task classes; events {}", o->store->path(), cfg.store.sync,
+                     cfg.engine.classes.size(),
+                     cfg.kafka.brokers.empty() ? std::string("kept for StreamEvents (Kafka not configured)")
+                                               : "to Kafka " + cfg.kafka.brokers + " topic " + cfg.kafka.topic);
         return std::shared_ptr<void>(o);
       },
       .reload =

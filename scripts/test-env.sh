@@ -157,38 +157,7 @@ kafka_up() {
   require_free_port "the Kafka controller" "$TEST_KAFKA_CONTROLLER_PORT"
   kafka_fetch
   mkdir -p "$KAFKA_DIR/data"
-  cat >"$KAFKA_DIR/server.properties" <<CFG
-process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$TEST_KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$TEST_KAFKA_PORT,CONTROLLER://127.0.0.1:$TEST_KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$TEST_KAFKA_PORT,CONTROLLER://127.0.0.1:$TEST_KAFKA_CONTROLLER_PORT
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$KAFKA_DIR/data
-num.partitions=1
-auto.create.topics.enable=true
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-CFG
-  cat >"$KAFKA_DIR/log4j2.yaml" <<'CFG'
-Configuration:
-  Appenders:
-    Console:
-      name: STDOUT
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-  Loggers:
-    Root:
-      level: INFO
-      AppenderRef:
-        - ref: STDOUT
-CFG
+  kafka_write_config "$KAFKA_DIR" "$TEST_KAFKA_PORT" "$TEST_KAFKA_CONTROLLER_PORT" "$KAFKA_DIR/data" INFO
   # The storage records the controller's endpoint: a broker formatted for other ports
   # cannot start, so it is formatted again (the test broker keeps no data worth keeping).
   local ports="$TEST_KAFKA_PORT $TEST_KAFKA_CONTROLLER_PORT"

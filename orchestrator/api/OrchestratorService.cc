@@ -65,7 +65,15 @@ HealthReport healthReport(const ServiceParts& parts) {
     r.components["runner"] = parts.runner->health();
     if (parts.runner->unreachable() && r.status == "ok") r.status = "degraded";
   }
-  r.components["kafka"] = "not configured";
+  if (parts.relay != nullptr && parts.events != nullptr) {
+    const OutboxStats out = parts.events->outboxStats();
+    r.components["kafka"] = parts.relay->state();
+    r.components["outbox"] = std::to_string(out.pending) + " event(s) pending";
+    // Work is still accepted; the events wait in the outbox.
+    if (out.pending > parts.kafka_degraded_depth && r.status == "ok") r.status = "degraded";
+  } else {
+    r.components["kafka"] = "not configured";
+  }
   r.components["slurm"] = "not configured";
   return r;
 }

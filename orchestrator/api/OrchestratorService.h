@@ -9,6 +9,8 @@
 #include "common/DaemonRuntime.h"
 #include "common/WorkerPool.h"
 #include "orchestrator/envmanager/EnvManagerClient.h"
+#include "orchestrator/events/EventHub.h"
+#include "orchestrator/events/KafkaRelay.h"
 #include "orchestrator/executors/HttpExecutor.h"
 #include "orchestrator/scheduler/TaskEngine.h"
 #include "orchestrator/workflows/WorkflowEngine.h"
@@ -24,6 +26,10 @@ struct ServiceParts {
   const HttpExecutor* runner = nullptr;     // null when no class uses the env-runner
   // StreamTaskResults re-sends each unfinished watched task this often (0 = never).
   std::chrono::milliseconds result_heartbeat{1000};
+  EventLog* events = nullptr;  // the outbox (StreamEvents replays from it)
+  EventHub* hub = nullptr;     // live events
+  KafkaRelay* relay = nullptr; // null when Kafka is not configured
+  std::int64_t kafka_degraded_depth = 100'000;
 };
 
 // What the orchestrator's parts look like from outside, for Health and /health.
@@ -77,6 +83,10 @@ class OrchestratorService final : public ::orchestrator::v1::OrchestratorService
   grpc::ServerUnaryReactor* CancelWorkflowRun(grpc::CallbackServerContext* ctx,
                                               const ::orchestrator::v1::CancelWorkflowRunRequest* req,
                                               ::orchestrator::v1::CancelWorkflowRunResponse* resp) override;
+
+  // Events (EventRpcs.cc).
+  grpc::ServerWriteReactor<::orchestrator::v1::SystemEvent>* StreamEvents(
+      grpc::CallbackServerContext* ctx, const ::orchestrator::v1::StreamEventsRequest* req) override;
 
  private:
   ServiceParts parts_;

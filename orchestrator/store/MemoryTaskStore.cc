@@ -13,42 +13,56 @@ bool matches(const TaskRecord& t, const TaskFilter& f) {
 }
 
 MemoryTaskStore::MemoryTaskStore()
-    : writes_([this](const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) {
+    : writes_([this](std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) {
                 commit(batch, outcomes);
               },
               1024) {}
 
 MemoryTaskStore::~MemoryTaskStore() = default;
 
-void MemoryTaskStore::insert(const TaskRecord& task, Done done) { writes_.push({true, task, std::move(done)}); }
+void MemoryTaskStore::insert(const TaskRecord& task, Done done) {
+  writes_.push({true, task, std::move(done), nullptr, {taskEvent(task, true)}});
+}
 
-void MemoryTaskStore::update(const TaskRecord& task, Done done) { writes_.push({false, task, std::move(done)}); }
+void MemoryTaskStore::update(const TaskRecord& task, Done done) {
+  writes_.push({false, task, std::move(done), nullptr, {taskEvent(task, false)}});
+}
 
 void MemoryTaskStore::flush() { writes_.flush(); }
 
-void MemoryTaskStore::writeOp(std::function<Status()> op, Done done) {
+void MemoryTaskStore::writeOp(std::function<Status()> op, Done done, std::vector<Event> events) {
   WriteQueue::Write w;
   w.apply = std::move(op);
   w.done = std::move(done);
+  w.events = std::move(events);
   writes_.push(std::move(w));
 }
 
-void MemoryTaskStore::commit(const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) {
+void MemoryTaskStore::commit(std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) {
   std::lock_guard lock(mu_);
   for (std::size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].apply) {
       outcomes[i] = batch[i].apply();
+      if (outcomes[i].ok()) storeEventsLocked(batch[i].events);
       continue;
     }
-    const TaskRecord& t = batch[i].task;
-    if (batch[i].is_insert) {
-      if (!tasks_.emplace(t.id, t).second) outcomes[i] = Error{"task id '" + t.id + "' exists", ErrorKind::AlreadyExists};
-      continue;
+    commitTaskLocked(batch[i], outcomes[i]);
+    if (outcomes[i].ok()) storeEventsLocked(batch[i].events);
+  }
+  stamper_.commit();
+}
+
+void MemoryTaskStore::commitTaskLocked(const WriteQueue::Write& w, Status& outcome) {
+  const TaskRecord& t = w.task;
+  {
+    if (w.is_insert) {
+      if (!tasks_.emplace(t.id, t).second) outcome = Error{"task id '" + t.id + "' exists", ErrorKind::AlreadyExists};
+      return;
     }
     auto it = tasks_.find(t.id);
     if (it == tasks_.end()) {
-      outcomes[i] = Error{"task '" + t.id + "' not found", ErrorKind::NotFound};
-      continue;
+      outcome = Error{"task '" + t.id + "' not found", ErrorKind::NotFound};
+      return;
     }
     // An update carries the task's mutable state only, as in the SQLite store.
     TaskRecord& stored = it->second;

@@ -40,7 +40,7 @@ Result<std::vector<WorkflowRecord>> MemoryTaskStore::workflowHistory(const std::
   return std::vector<WorkflowRecord>(it->second.rbegin(), it->second.rend());
 }
 
-void MemoryTaskStore::insertRun(const RunRecord& run, Done done) {
+void MemoryTaskStore::insertRun(const RunRecord& run, std::vector<Event> events, Done done) {
   writeOp([this, run]() -> Status {
     if (!run.idempotency_key.empty()) {
       for (const auto& [id, r] : runs_) {
@@ -55,10 +55,10 @@ void MemoryTaskStore::insertRun(const RunRecord& run, Done done) {
     for (const auto& s : run.steps) steps_[{s.run_id, s.node_id}] = s;
     run_order_.push_back(run.id);
     return Status::Ok();
-  }, std::move(done));
+  }, std::move(done), std::move(events));
 }
 
-void MemoryTaskStore::updateRun(const RunRecord& run, Done done) {
+void MemoryTaskStore::updateRun(const RunRecord& run, std::vector<Event> events, Done done) {
   writeOp([this, run]() -> Status {
     auto it = runs_.find(run.id);
     if (it == runs_.end()) return Error{"no run '" + run.id + "'", ErrorKind::NotFound};
@@ -67,14 +67,14 @@ void MemoryTaskStore::updateRun(const RunRecord& run, Done done) {
     it->second.updated_ms = run.updated_ms;
     it->second.finished_ms = run.finished_ms;
     return Status::Ok();
-  }, std::move(done));
+  }, std::move(done), std::move(events));
 }
 
-void MemoryTaskStore::putStep(const StepRecord& step, Done done) {
+void MemoryTaskStore::putStep(const StepRecord& step, std::vector<Event> events, Done done) {
   writeOp([this, step]() -> Status {
     steps_[{step.run_id, step.node_id}] = step;
     return Status::Ok();
-  }, std::move(done));
+  }, std::move(done), std::move(events));
 }
 
 RunRecord MemoryTaskStore::withSteps(RunRecord r) const {

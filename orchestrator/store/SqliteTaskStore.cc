@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <iterator>
 #include <cstring>
 #include <unordered_map>
@@ -95,6 +96,26 @@ CREATE TABLE workflow_steps (
   error TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (run_id, node_id)) WITHOUT ROWID;
 ALTER TABLE tasks ADD COLUMN retry TEXT NOT NULL DEFAULT '';
+)sql"},
+    // The event outbox: every event, written in the transaction of the change that
+    // caused it; delivered_ms is NULL while it waits for the Kafka relay, -1 when no
+    // relay was configured. event_resources keeps each resource's last sequence number
+    // once its events are pruned.
+    {3, R"sql(
+DROP TABLE IF EXISTS outbox;
+CREATE TABLE outbox (
+  seq INTEGER PRIMARY KEY,
+  event_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  resource_id TEXT NOT NULL,
+  resource_seq INTEGER NOT NULL,
+  ts_ns INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  data TEXT NOT NULL,
+  delivered_ms INTEGER);
+CREATE INDEX outbox_pending ON outbox (seq) WHERE delivered_ms IS NULL;
+CREATE INDEX outbox_resource ON outbox (resource_id, resource_seq);
+CREATE TABLE event_resources (resource_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;
 )sql"},
 };
 static_assert(kMigrations[std::size(kMigrations) - 1].version == SqliteTaskStore::kSchemaVersion,
@@ -218,17 +239,43 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::open(const std::string
 struct SqliteTaskStore::Statements {
   Stmt ins;
   Stmt upd;
+  Stmt event;
   explicit Statements(sqlite3* db)
       : ins(db, std::string("INSERT INTO tasks (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         upd(db,
             "UPDATE tasks SET status=?, attempts=?, result=?, error=?, started_ms=?, finished_ms=?, "
-            "not_before_ms=? WHERE id=?") {}
+            "not_before_ms=? WHERE id=?"),
+        event(db,
+              "INSERT INTO outbox (seq, event_id, type, resource_id, resource_seq, ts_ns, source, data, delivered_ms) "
+              "VALUES (?,?,?,?,?,?,?,?,?)"),
+        lookup(db,
+               "SELECT MAX(m) FROM (SELECT MAX(resource_seq) AS m FROM outbox WHERE resource_id=?1 "
+               "UNION ALL SELECT last_seq FROM event_resources WHERE resource_id=?1)") {}
+  Stmt lookup;
 };
 
 SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* reader, int max_batch)
     : path_(std::move(path)), writer_(writer), reader_(reader), statements_(std::make_unique<Statements>(writer)) {
+  std::int64_t last_seq = 0, last_ts = 0, pending = 0;
+  {
+    Stmt q(writer_, "SELECT seq, ts_ns FROM outbox ORDER BY seq DESC LIMIT 1");
+    if (sqlite3_step(q.st) == SQLITE_ROW) {
+      last_seq = sqlite3_column_int64(q.st, 0);
+      last_ts = sqlite3_column_int64(q.st, 1);
+    }
+    Stmt c(writer_, "SELECT COUNT(*) FROM outbox WHERE delivered_ms IS NULL");
+    if (sqlite3_step(c.st) == SQLITE_ROW) pending = sqlite3_column_int64(c.st, 0);
+  }
+  pending_ = pending;
+  last_seq_ = last_seq;
+  stamper_ = std::make_unique<EventStamper>(last_seq, last_ts, [this](const std::string& resource) -> std::int64_t {
+    sqlite3_stmt* st = statements_->lookup.st;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, resource.c_str(), -1, SQLITE_TRANSIENT);
+    return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  });
   writes_ = std::make_unique<WriteQueue>(
-      [this](const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) { commit(batch, outcomes); },
+      [this](std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) { commit(batch, outcomes); },
       max_batch);
 }
 
@@ -239,16 +286,21 @@ SqliteTaskStore::~SqliteTaskStore() {
   sqlite3_close_v2(writer_);
 }
 
-void SqliteTaskStore::insert(const TaskRecord& task, Done done) { writes_->push({true, task, std::move(done)}); }
+void SqliteTaskStore::insert(const TaskRecord& task, Done done) {
+  writes_->push({true, task, std::move(done), nullptr, {taskEvent(task, true)}});
+}
 
-void SqliteTaskStore::update(const TaskRecord& task, Done done) { writes_->push({false, task, std::move(done)}); }
+void SqliteTaskStore::update(const TaskRecord& task, Done done) {
+  writes_->push({false, task, std::move(done), nullptr, {taskEvent(task, false)}});
+}
 
 void SqliteTaskStore::flush() { writes_->flush(); }
 
-void SqliteTaskStore::writeOp(std::function<Status(sqlite3*)> op, Done done) {
+void SqliteTaskStore::writeOp(std::function<Status(sqlite3*)> op, Done done, std::vector<Event> events) {
   WriteQueue::Write w;
   w.apply = [op = std::move(op), db = writer_] { return op(db); };
   w.done = std::move(done);
+  w.events = std::move(events);
   writes_->push(std::move(w));
 }
 
@@ -257,7 +309,7 @@ Status SqliteTaskStore::read(const std::function<Status(sqlite3*)>& fn) {
   return fn(reader_);
 }
 
-void SqliteTaskStore::commit(const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) {
+void SqliteTaskStore::commit(std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) {
   Stmt& ins = statements_->ins;
   Stmt& upd = statements_->upd;
   // An update writes a task's whole mutable state, so only the last update of a task
@@ -271,10 +323,14 @@ void SqliteTaskStore::commit(const std::vector<WriteQueue::Write>& batch, std::v
   for (std::size_t i = 0; tx.ok() && i < batch.size(); ++i) {
     if (batch[i].apply) {
       outcomes[i] = batch[i].apply();
+      if (outcomes[i].ok()) tx = storeEvents(batch[i].events);
       continue;
     }
     const TaskRecord& t = batch[i].task;
-    if (!batch[i].is_insert && latest[t.id] != i) continue;
+    if (!batch[i].is_insert && latest[t.id] != i) {
+      tx = storeEvents(batch[i].events);  // the row is written by a later update; its event is not
+      continue;
+    }
     sqlite3_stmt* st = batch[i].is_insert ? ins.st : upd.st;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -315,15 +371,49 @@ void SqliteTaskStore::commit(const std::vector<WriteQueue::Write>& batch, std::v
     } else if (!batch[i].is_insert && sqlite3_changes(writer_) == 0) {
       outcomes[i] = Error{"task '" + t.id + "' not found", ErrorKind::NotFound};
     }
+    if (outcomes[i].ok()) tx = storeEvents(batch[i].events);
   }
   if (tx.ok()) tx = exec(writer_, "COMMIT");
-  if (!tx.ok()) {
-    (void)exec(writer_, "ROLLBACK");
+  if (tx.ok()) {
+    stamper_->commit();
+    pending_ += uncommitted_pending_;
+    last_seq_ = stamper_->lastSeq();
+  } else {
+    stamper_->rollback();
     spdlog::error("task store commit of {} writes failed: {}", batch.size(), tx.error());
     for (auto& o : outcomes) o = Error{"task store: " + tx.error(), ErrorKind::Unavailable};
   }
+  uncommitted_pending_ = 0;
   std::lock_guard lock(error_mu_);
   last_error_ = tx.ok() ? "" : tx.error();
+}
+
+Status SqliteTaskStore::storeEvents(std::vector<Event>& events) {
+  sqlite3_stmt* st = statements_->event.st;
+  for (auto& e : events) {
+    stamper_->stamp(e, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count());
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, e.seq);
+    sqlite3_bind_text(st, 2, e.id.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, e.type.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, e.resource_id.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, e.resource_seq);
+    sqlite3_bind_int64(st, 6, e.ts_ns);
+    sqlite3_bind_text(st, 7, e.source.c_str(), -1, SQLITE_STATIC);
+    const std::string data = dump(e.data);
+    sqlite3_bind_text(st, 8, data.c_str(), -1, SQLITE_STATIC);
+    if (relayed_) {
+      sqlite3_bind_null(st, 9);
+      ++uncommitted_pending_;
+    } else {
+      sqlite3_bind_int64(st, 9, -1);
+    }
+    if (sqlite3_step(st) != SQLITE_DONE) {
+      return Error{std::string("sqlite: outbox: ") + sqlite3_errmsg(writer_), ErrorKind::Internal};
+    }
+  }
+  return Status::Ok();
 }
 
 Result<std::vector<TaskRecord>> SqliteTaskStore::query(const std::string& sql, const std::function<void(void*)>& bind) {

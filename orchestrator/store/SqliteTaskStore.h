@@ -6,12 +6,14 @@
 // theirs.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
 
+#include "orchestrator/events/EventLog.h"
 #include "orchestrator/store/TaskStore.h"
 #include "orchestrator/store/WriteQueue.h"
 #include "orchestrator/workflows/WorkflowRecords.h"
@@ -25,7 +27,7 @@ enum class SyncMode {
   Full,    // also survives power loss: fsync on every group commit
 };
 
-class SqliteTaskStore final : public TaskStore, public WorkflowStore {
+class SqliteTaskStore final : public TaskStore, public WorkflowStore, public EventLog {
  public:
   using Done = TaskStore::Done;
   // Opens (creating if needed) `dir`/orchestrator.db and brings the schema up to date.
@@ -47,24 +49,36 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore {
   Result<std::optional<WorkflowRecord>> getWorkflow(const std::string& id) override;
   Result<std::vector<WorkflowRecord>> listWorkflows() override;
   Result<std::vector<WorkflowRecord>> workflowHistory(const std::string& id) override;
-  void insertRun(const RunRecord& run, Done done) override;
-  void updateRun(const RunRecord& run, Done done) override;
-  void putStep(const StepRecord& step, Done done) override;
+  void insertRun(const RunRecord& run, std::vector<Event> events, Done done) override;
+  void updateRun(const RunRecord& run, std::vector<Event> events, Done done) override;
+  void putStep(const StepRecord& step, std::vector<Event> events, Done done) override;
   Result<std::optional<RunRecord>> getRun(const std::string& id) override;
   Result<std::optional<std::string>> runByIdempotencyKey(const std::string& workflow_id, const std::string& key) override;
   Result<std::vector<RunRecord>> listRuns(const std::string& workflow_id, int limit) override;
   Result<std::vector<RunRecord>> unfinishedRuns() override;
 
-  static constexpr int kSchemaVersion = 2;
+  // EventLog (SqliteEvents.cc)
+  void setRelayed(bool relayed) override;
+  void setCommitted(Committed fn) override;
+  void appendEvents(std::vector<Event> events, Done done) override;
+  Result<std::vector<Event>> readEvents(std::int64_t after_seq, int limit, bool pending_only) override;
+  Result<std::int64_t> seqBefore(std::int64_t ts_ns) override;
+  void markDelivered(std::vector<std::int64_t> seqs, Done done) override;
+  void pruneEvents(std::int64_t before_ns, int max_rows, std::function<void(Result<std::int64_t>)> done) override;
+  OutboxStats outboxStats() override;
+
+  static constexpr int kSchemaVersion = 3;
   const std::string& path() const { return path_; }
 
  private:
   SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* reader, int max_batch);
   // One transaction for the whole batch (the WriteQueue's commit function).
-  void commit(const std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes);
+  void commit(std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes);
   Result<std::vector<TaskRecord>> query(const std::string& sql, const std::function<void(void*)>& bind);
   // A write of workflow records on the writer thread, inside the batch's transaction.
-  void writeOp(std::function<Status(sqlite3*)> op, Done done);
+  void writeOp(std::function<Status(sqlite3*)> op, Done done, std::vector<Event> events = {});
+  // Stamps and inserts a write's events (writer thread, inside the batch's transaction).
+  Status storeEvents(std::vector<Event>& events);
   // A read on the reader connection.
   Status read(const std::function<Status(sqlite3*)>& fn);
   Result<std::vector<WorkflowRecord>> readWorkflows(const std::string& where, const std::string& id);
@@ -79,6 +93,11 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore {
   std::string last_error_;
   struct Statements;
   std::unique_ptr<Statements> statements_;  // the writer's prepared statements
+  std::unique_ptr<EventStamper> stamper_;    // writer thread only
+  std::atomic<bool> relayed_{false};
+  std::atomic<std::int64_t> pending_{0};     // events waiting for the relay
+  std::atomic<std::int64_t> last_seq_{0};
+  std::int64_t uncommitted_pending_ = 0;     // writer thread only
   std::unique_ptr<WriteQueue> writes_;       // last: its thread uses the rest
 };
 

@@ -97,7 +97,7 @@ Result<std::vector<WorkflowRecord>> SqliteTaskStore::workflowHistory(const std::
   return readWorkflows("WHERE w.id = ?1 ORDER BY v.version DESC", id);
 }
 
-void SqliteTaskStore::insertRun(const RunRecord& run, Done done) {
+void SqliteTaskStore::insertRun(const RunRecord& run, std::vector<Event> events, Done done) {
   writeOp(
       [run](sqlite3* db) -> Status {
         sqlite::Stmt st(db, std::string("INSERT INTO workflow_runs (") + kRunColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?)");
@@ -120,10 +120,10 @@ void SqliteTaskStore::insertRun(const RunRecord& run, Done done) {
         }
         return Status::Ok();
       },
-      std::move(done));
+      std::move(done), std::move(events));
 }
 
-void SqliteTaskStore::updateRun(const RunRecord& run, Done done) {
+void SqliteTaskStore::updateRun(const RunRecord& run, std::vector<Event> events, Done done) {
   writeOp(
       [run](sqlite3* db) -> Status {
         sqlite::Stmt st(db, "UPDATE workflow_runs SET status=?, error=?, updated_ms=?, finished_ms=? WHERE id=?");
@@ -134,10 +134,10 @@ void SqliteTaskStore::updateRun(const RunRecord& run, Done done) {
         bindText(st.st, 5, run.id);
         return sqlite3_step(st.st) == SQLITE_DONE ? Status::Ok() : stepError(db);
       },
-      std::move(done));
+      std::move(done), std::move(events));
 }
 
-void SqliteTaskStore::putStep(const StepRecord& step, Done done) {
+void SqliteTaskStore::putStep(const StepRecord& step, std::vector<Event> events, Done done) {
   writeOp(
       [step](sqlite3* db) -> Status {
         sqlite::Stmt st(db,
@@ -154,7 +154,7 @@ void SqliteTaskStore::putStep(const StepRecord& step, Done done) {
         bindText(st.st, 9, step.error);
         return sqlite3_step(st.st) == SQLITE_DONE ? Status::Ok() : stepError(db);
       },
-      std::move(done));
+      std::move(done), std::move(events));
 }
 
 Result<std::vector<RunRecord>> SqliteTaskStore::readRuns(const std::string& where, const std::function<void(void*)>& bind,

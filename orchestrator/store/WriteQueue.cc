@@ -32,6 +32,7 @@ void WriteQueue::flush() {
 void WriteQueue::loop(std::stop_token stop) {
   std::vector<Write> batch;
   std::vector<Status> outcomes;
+  std::vector<Event> events;
   while (true) {
     {
       std::unique_lock lock(mu_);
@@ -44,6 +45,14 @@ void WriteQueue::loop(std::stop_token stop) {
     }
     outcomes.assign(batch.size(), Status::Ok());
     commit_(batch, outcomes);
+    if (committed_) {
+      events.clear();
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (!outcomes[i].ok()) continue;
+        for (auto& e : batch[i].events) events.push_back(std::move(e));
+      }
+      if (!events.empty()) committed_(events);
+    }
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (batch[i].done) batch[i].done(outcomes[i]);
     }

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "orchestrator/events/Event.h"
 #include "orchestrator/store/TaskStore.h"
 
 namespace dspy::orchestrator {
@@ -25,11 +26,19 @@ class WriteQueue {
     // When set, the write is this instead of a task's (workflow records): run inside the
     // batch's transaction, in order with the task writes around it.
     std::function<Status()> apply;
+    // Events this write causes: stored in the same transaction when the write succeeds
+    // (the commit function stamps them), then handed to `committed`.
+    std::vector<Event> events;
   };
-  // Commits `batch`; sets outcomes[i] for each write (they start as Ok).
-  using Commit = std::function<void(const std::vector<Write>& batch, std::vector<Status>& outcomes)>;
+  // Commits `batch`; sets outcomes[i] for each write (they start as Ok) and stamps the
+  // events of the writes that succeeded.
+  using Commit = std::function<void(std::vector<Write>& batch, std::vector<Status>& outcomes)>;
+  using Committed = std::function<void(const std::vector<Event>&)>;
 
   WriteQueue(Commit commit, int max_batch);
+  // Receives, after each commit and before the `done` callbacks, the events stored.
+  // Set before the first write.
+  void setCommitted(Committed fn) { committed_ = std::move(fn); }
   ~WriteQueue();  // commits what is queued, then stops
   WriteQueue(const WriteQueue&) = delete;
   WriteQueue& operator=(const WriteQueue&) = delete;
@@ -41,6 +50,7 @@ class WriteQueue {
   void loop(std::stop_token stop);
 
   Commit commit_;
+  Committed committed_;
   std::size_t max_batch_;
   std::mutex mu_;
   std::condition_variable_any cv_;

@@ -20,6 +20,7 @@ struct WorkflowEngine::Live {
   bool halted = false;                                            // no more steps start
   bool cancel_requested = false;
   std::string failure;                                            // the first step failure
+  std::vector<Event> events;                                      // for the run's next write
 };
 
 

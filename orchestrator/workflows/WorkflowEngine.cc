@@ -15,8 +15,8 @@
 namespace dspy::orchestrator {
 
 WorkflowEngine::WorkflowEngine(WorkflowConfig cfg, WorkflowStore& store, TaskEngine& tasks, Clock& clock,
-                               EventSink* events, ServicesStarter services)
-    : cfg_(cfg), store_(store), tasks_(tasks), clock_(clock), events_(events), services_(std::move(services)) {}
+                               ServicesStarter services)
+    : cfg_(cfg), store_(store), tasks_(tasks), clock_(clock), services_(std::move(services)) {}
 
 WorkflowEngine::~WorkflowEngine() { stop(); }
 
@@ -152,7 +152,8 @@ void WorkflowEngine::startRun(const std::string& workflow_id, const std::string&
     }
   }
   const RunRecord first = r;
-  store_.insertRun(first, [this, live = std::shared_ptr<Live>(std::move(live)), done, workflow_id,
+  std::vector<Event> started{makeEvent("workflow_started", {{"run_id", r.id}, {"workflow_id", workflow_id}})};
+  store_.insertRun(first, std::move(started), [this, live = std::shared_ptr<Live>(std::move(live)), done, workflow_id,
                            idempotency_key](Status s) mutable {
     if (!s.ok()) {
       if (s.kind() == ErrorKind::AlreadyExists && !idempotency_key.empty()) {  // a concurrent start won
@@ -167,7 +168,6 @@ void WorkflowEngine::startRun(const std::string& workflow_id, const std::string&
       std::lock_guard lock(mu_);
       const std::string id = live->rec.id;
       auto& run = *(live_[id] = std::make_unique<Live>(std::move(*live)));
-      emitLocked("workflow_started", {{"run_id", run.rec.id}, {"workflow_id", run.rec.workflow_id}}, actions);
       for (const auto& n : run.spec->nodes) {
         if (run.waiting[n.id] == 0) readyLocked(run, n.id, actions);
       }
@@ -205,7 +205,8 @@ Status WorkflowEngine::cancelRun(const std::string& run_id) {
         actions.push_back([this, id = s.task_id] { (void)tasks_.cancel(id); });
       }
     }
-    emitLocked("workflow_cancelled", {{"run_id", run_id}, {"workflow_id", run.rec.workflow_id}}, actions);
+    emitLocked(run, "workflow_cancelled", {{"run_id", run_id}, {"workflow_id", run.rec.workflow_id}});
+    flushEventsLocked(run, actions);
     settleLocked(run, actions);
   }
   perform(actions);

@@ -11,7 +11,8 @@
 // -> gpu_slurm, cpu_long -> cpu_long, else cpu_short) with the node's config as payload;
 // `reward` and `deployment` emit their event and succeed; `services` asks env-manager for
 // the named services; `training` needs the Slurm submitter and fails with that reason
-// until it exists. Payload values may refer to a run input, "${input.KEY}", or to a
+// until it exists. Events (workflow_started, workflow_step_*, workflow_reward, ...)
+// are stored with the step or run write that causes them (the outbox). Payload values may refer to a run input, "${input.KEY}", or to a
 // result key of an upstream step, "${steps.NODE.KEY}", resolved when the step is ready.
 #pragma once
 
@@ -40,13 +41,6 @@ struct WorkflowConfig {
   int max_live_runs = 10'000;  // runs not finished; more starts are refused (back-pressure)
 };
 
-// Where workflow events go (run and step transitions, reward and deployment nodes).
-class EventSink {
- public:
-  virtual ~EventSink() = default;
-  virtual void emit(const std::string& type, const std::map<std::string, std::string>& data) = 0;
-};
-
 // Asks env-manager to bring services up; Ok once they are.
 using ServicesStarter = std::function<Status(const std::vector<std::string>& services, std::stop_token stop)>;
 
@@ -66,7 +60,7 @@ class WorkflowEngine {
  public:
   using RunDone = std::function<void(Result<RunRecord>)>;
 
-  WorkflowEngine(WorkflowConfig cfg, WorkflowStore& store, TaskEngine& tasks, Clock& clock, EventSink* events,
+  WorkflowEngine(WorkflowConfig cfg, WorkflowStore& store, TaskEngine& tasks, Clock& clock,
                  ServicesStarter services);
   ~WorkflowEngine();
 
@@ -118,14 +112,16 @@ class WorkflowEngine {
   void settleLocked(Live& run, Actions& out);
   void persistStepLocked(Live& run, std::size_t index, std::function<void()> then, Actions& out);
   void publishLocked(const Live& run, Actions& out);
-  void emitLocked(const std::string& type, std::map<std::string, std::string> data, Actions& out);
+  // Adds an event to the run's next write (the outbox takes it in that transaction).
+  void emitLocked(Live& run, const std::string& type, Payload data);
+  // Writes the run's events that no state write took.
+  void flushEventsLocked(Live& run, Actions& out);
   static void perform(Actions& actions);
 
   WorkflowConfig cfg_;
   WorkflowStore& store_;
   TaskEngine& tasks_;
   Clock& clock_;
-  EventSink* events_;
   ServicesStarter services_;
 
   mutable std::mutex mu_;

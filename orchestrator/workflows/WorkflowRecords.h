@@ -15,6 +15,7 @@
 
 #include "common/Payload.h"
 #include "common/Result.h"
+#include "orchestrator/events/Event.h"
 
 namespace dspy::orchestrator {
 
@@ -80,10 +81,11 @@ class WorkflowStore {
 
   // Inserts a run with its steps; AlreadyExists when (workflow_id, idempotency_key) is
   // taken by another run (a non-empty key).
-  virtual void insertRun(const RunRecord& run, Done done) = 0;
+  // `events` are stored with the write, in its transaction (the outbox).
+  virtual void insertRun(const RunRecord& run, std::vector<Event> events, Done done) = 0;
   // The run's own fields (status, error, times); steps go through putStep.
-  virtual void updateRun(const RunRecord& run, Done done) = 0;
-  virtual void putStep(const StepRecord& step, Done done) = 0;
+  virtual void updateRun(const RunRecord& run, std::vector<Event> events, Done done) = 0;
+  virtual void putStep(const StepRecord& step, std::vector<Event> events, Done done) = 0;
   virtual Result<std::optional<RunRecord>> getRun(const std::string& id) = 0;  // with steps
   virtual Result<std::optional<std::string>> runByIdempotencyKey(const std::string& workflow_id,
                                                                    const std::string& key) = 0;
@@ -91,6 +93,8 @@ class WorkflowStore {
   virtual Result<std::vector<RunRecord>> listRuns(const std::string& workflow_id, int limit) = 0;
   // Runs not finished, with steps (recovery).
   virtual Result<std::vector<RunRecord>> unfinishedRuns() = 0;
+  // Events without a write of their own (the outbox).
+  virtual void appendEvents(std::vector<Event> events, Done done) = 0;
 };
 
 }  // namespace dspy::orchestrator

@@ -35,7 +35,10 @@ Status WorkflowEngine::recover() {
       rec.status = RunStatus::Failed;
       rec.error = "its workflow version is missing from the store";
       rec.finished_ms = nowMs();
-      store_.updateRun(rec, nullptr);
+      store_.updateRun(rec,
+                       {makeEvent("workflow_failed",
+                                  {{"run_id", rec.id}, {"workflow_id", rec.workflow_id}, {"error", rec.error}})},
+                       nullptr);
       continue;
     }
     // Steps in the spec's order; a step the store does not have is pending.

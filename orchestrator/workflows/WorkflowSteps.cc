@@ -90,11 +90,11 @@ void WorkflowEngine::readyLocked(Live& run, const std::string& node_id, Actions&
   step.status = StepStatus::Running;
   step.started_ms = nowMs();
   run.rec.current_step = node_id;
-  emitLocked("workflow_step_started", {{"run_id", run.rec.id}, {"step", node_id}, {"type", node.type}}, out);
+  emitLocked(run, "workflow_step_started", {{"run_id", run.rec.id}, {"step", node_id}, {"type", node.type}});
   if (node.type == "reward" || node.type == "deployment") {
     std::map<std::string, std::string> data{{"run_id", run.rec.id}, {"step", node_id}};
     for (const auto& [k, v] : node.config.items()) data[k] = asText(v);
-    emitLocked(node.type == "reward" ? "workflow_reward" : "workflow_deployment", data, out);
+    emitLocked(run, node.type == "reward" ? "workflow_reward" : "workflow_deployment", data);
     if (!node.config.contains("task")) {
       finishStepLocked(run, node_id, StepStatus::Succeeded, {{"event", node.type}}, "", 1, out);
       return;
@@ -210,9 +210,9 @@ void WorkflowEngine::finishStepLocked(Live& run, const std::string& node_id, Ste
   step.attempts = std::max(step.attempts, attempts);
   step.finished_ms = nowMs();
   run.rec.current_step = node_id;
+  emitLocked(run, status == StepStatus::Succeeded ? "workflow_step_completed" : "workflow_step_failed",
+             {{"run_id", run.rec.id}, {"step", node_id}, {"status", toString(status)}, {"error", error}});
   persistStepLocked(run, i, nullptr, out);
-  emitLocked(status == StepStatus::Succeeded ? "workflow_step_completed" : "workflow_step_failed",
-             {{"run_id", run.rec.id}, {"step", node_id}, {"status", toString(status)}, {"error", error}}, out);
   if (status == StepStatus::Succeeded) {
     for (const auto& d : run.dependents[node_id]) {
       if (--run.waiting[d] == 0) readyLocked(run, d, out);
@@ -261,21 +261,21 @@ void WorkflowEngine::settleLocked(Live& run, Actions& out) {
   run.rec.status = run.cancel_requested ? RunStatus::Cancelled : failed ? RunStatus::Failed : RunStatus::Succeeded;
   run.rec.error = run.cancel_requested ? "cancelled" : run.failure;
   run.rec.finished_ms = run.rec.updated_ms = nowMs();
+  if (run.rec.status == RunStatus::Succeeded) {
+    emitLocked(run, "workflow_completed", {{"run_id", run.rec.id}, {"workflow_id", run.rec.workflow_id}});
+  } else if (run.rec.status == RunStatus::Failed) {
+    emitLocked(run, "workflow_failed",
+               {{"run_id", run.rec.id}, {"workflow_id", run.rec.workflow_id}, {"error", run.rec.error}});
+  }
   const RunRecord final_rec = run.rec;
   ending_[final_rec.id] = final_rec;  // what getRun answers until the store has it
-  out.push_back([this, final_rec] {
-    store_.updateRun(final_rec, [this, id = final_rec.id](Status s) {
+  out.push_back([this, final_rec, events = std::move(run.events)]() mutable {
+    store_.updateRun(final_rec, std::move(events), [this, id = final_rec.id](Status s) {
       if (!s.ok()) spdlog::error("workflow run {}: could not record its end: {}", id, s.error());
       std::lock_guard lock(mu_);
       ending_.erase(id);
     });
   });
-  if (run.rec.status == RunStatus::Succeeded) {
-    emitLocked("workflow_completed", {{"run_id", run.rec.id}, {"workflow_id", run.rec.workflow_id}}, out);
-  } else if (run.rec.status == RunStatus::Failed) {
-    emitLocked("workflow_failed", {{"run_id", run.rec.id}, {"workflow_id", run.rec.workflow_id}, {"error", run.rec.error}},
-               out);
-  }
   publishLocked(run, out);
   watches_.erase(run.rec.id);
   live_.erase(run.rec.id);  // `run` is gone after this line
@@ -283,12 +283,13 @@ void WorkflowEngine::settleLocked(Live& run, Actions& out) {
 
 void WorkflowEngine::persistStepLocked(Live& run, std::size_t index, std::function<void()> then, Actions& out) {
   run.rec.updated_ms = nowMs();
-  out.push_back([this, step = run.rec.steps[index], then = std::move(then)] {
-    store_.putStep(step, [step, then](Status s) {
+  out.push_back([this, step = run.rec.steps[index], then = std::move(then), events = std::move(run.events)]() mutable {
+    store_.putStep(step, std::move(events), [step, then](Status s) {
       if (!s.ok()) spdlog::error("workflow run {}: could not record step {}: {}", step.run_id, step.node_id, s.error());
       if (then) then();
     });
   });
+  run.events.clear();
 }
 
 void WorkflowEngine::publishLocked(const Live& run, Actions& out) {
@@ -300,9 +301,18 @@ void WorkflowEngine::publishLocked(const Live& run, Actions& out) {
   });
 }
 
-void WorkflowEngine::emitLocked(const std::string& type, std::map<std::string, std::string> data, Actions& out) {
-  if (events_ == nullptr) return;
-  out.push_back([this, type, data = std::move(data)] { events_->emit(type, data); });
+void WorkflowEngine::emitLocked(Live& run, const std::string& type, Payload data) {
+  run.events.push_back(makeEvent(type, std::move(data)));
+}
+
+void WorkflowEngine::flushEventsLocked(Live& run, Actions& out) {
+  if (run.events.empty()) return;
+  out.push_back([this, events = std::move(run.events)]() mutable {
+    store_.appendEvents(std::move(events), [](Status s) {
+      if (!s.ok()) spdlog::error("workflow events could not be stored: {}", s.error());
+    });
+  });
+  run.events.clear();
 }
 
 }  // namespace dspy::orchestrator

@@ -70,7 +70,7 @@ struct Rig {
     WorkflowConfig wc;
     wc.limits.max_nodes = 10'000;
     wc.limits.max_bytes = 64 << 20;
-    flows = std::make_unique<WorkflowEngine>(wc, *flow_store, *tasks, dspy::Clock::real(), nullptr, nullptr);
+    flows = std::make_unique<WorkflowEngine>(wc, *flow_store, *tasks, dspy::Clock::real(), nullptr);
     tasks->setListener([this](const TaskRecord& t) {
       flows->onTask(t);
       std::function<void(const TaskRecord&)> f;

@@ -262,10 +262,14 @@ TEST_CASE("contract RPCs answer for real or UNIMPLEMENTED, never a fake success"
   CHECK(wf.error_code() == grpc::StatusCode::INVALID_ARGUMENT);  // built: an empty spec is refused
   CHECK_FALSE(wf_resp.success());
   grpc::ClientContext c5;
-  auto events = orch_stub->StreamEvents(&c5, orchestrator::v1::StreamEventsRequest());
+  orchestrator::v1::StreamEventsRequest bad_filter;
+  bad_filter.add_event_types("task_done");
+  auto events = orch_stub->StreamEvents(&c5, bad_filter);
   orchestrator::v1::SystemEvent event;
   CHECK_FALSE(events->Read(&event));
-  CHECK(events->Finish().error_code() == grpc::StatusCode::UNIMPLEMENTED);
+  const auto events_status = events->Finish();
+  CHECK(events_status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);  // built: a bad filter is named
+  CHECK_THAT(events_status.error_message(), Catch::Contains("'task_done'"));
 
   orchestrator::v1::HealthResponse health;
   REQUIRE(orchestratorHealth(orch.channel(), "", &health).ok());

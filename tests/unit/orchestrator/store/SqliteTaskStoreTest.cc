@@ -146,8 +146,8 @@ TEST_CASE("sqlite store: a new database gets the migrations' tables and version,
       },
       &version, nullptr);
   sqlite3_close(db);
-  CHECK(tables == std::vector<std::string>{"meta", "tasks", "workflow_runs", "workflow_steps", "workflow_versions",
-                                           "workflows"});
+  CHECK(tables == std::vector<std::string>{"event_resources", "meta", "outbox", "tasks", "workflow_runs",
+                                           "workflow_steps", "workflow_versions", "workflows"});
   CHECK(version == SqliteTaskStore::kSchemaVersion);
 }
 
@@ -166,6 +166,7 @@ TEST_CASE("sqlite store: a version-1 database with the first builds' draft table
       not_before_ms INTEGER NOT NULL DEFAULT 0);
     CREATE TABLE workflows (id TEXT PRIMARY KEY, spec TEXT);
     CREATE TABLE workflow_runs (id TEXT PRIMARY KEY, state TEXT);
+    CREATE TABLE outbox (id INTEGER PRIMARY KEY, body TEXT);
     INSERT INTO tasks (seq, id, class, payload, request_hash, status, submitted_ms)
       VALUES (7, 'old', 'cpu_short', '{"k":"v"}', 'h', 'pending', 1000);
     PRAGMA user_version = 1;)sql",
@@ -211,13 +212,13 @@ TEST_CASE("sqlite store: workflows keep every version; runs, steps and idempoten
     RunRecord r{.id = "r1", .workflow_id = "wf", .workflow_version = 2, .idempotency_key = "k", .status = RunStatus::Running,
                 .input = {{"x", "1"}}, .created_ms = 5, .updated_ms = 5};
     r.steps = {StepRecord{.run_id = "r1", .node_id = "a"}};
-    REQUIRE(write([&](auto done) { s.insertRun(r, done); }).ok());
+    REQUIRE(write([&](auto done) { s.insertRun(r, {}, done); }).ok());
     RunRecord dup = r;
     dup.id = "r2";
-    CHECK(write([&](auto done) { s.insertRun(dup, done); }).kind() == dspy::ErrorKind::AlreadyExists);
+    CHECK(write([&](auto done) { s.insertRun(dup, {}, done); }).kind() == dspy::ErrorKind::AlreadyExists);
     StepRecord step{.run_id = "r1", .node_id = "a", .status = StepStatus::Succeeded, .attempts = 2, .task_id = "r1.a",
                     .result = {{"out", "42"}}};
-    REQUIRE(write([&](auto done) { s.putStep(step, done); }).ok());
+    REQUIRE(write([&](auto done) { s.putStep(step, {}, done); }).ok());
   }
   auto opened = SqliteTaskStore::open(dir, SyncMode::Normal);
   REQUIRE(opened.ok());

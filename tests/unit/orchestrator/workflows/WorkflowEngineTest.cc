@@ -71,23 +71,17 @@ class ScriptExecutor final : public Executor {
   bool released_ = false;
 };
 
-struct Sink final : EventSink {
-  std::mutex mu;
-  std::vector<std::string> types;
-  void emit(const std::string& type, const std::map<std::string, std::string>&) override {
-    std::lock_guard lock(mu);
-    types.push_back(type);
-  }
-  int count(const std::string& t) {
-    std::lock_guard lock(mu);
-    return static_cast<int>(std::count(types.begin(), types.end(), t));
-  }
-};
+// How many events of `type` the store's outbox holds.
+int eventCount(MemoryTaskStore& store, const std::string& type) {
+  auto events = store.readEvents(0, 1'000'000, false);
+  REQUIRE(events.ok());
+  return static_cast<int>(std::count_if(events.value().begin(), events.value().end(),
+                                        [&](const Event& e) { return e.type == type; }));
+}
 
 struct Rig {
   MemoryTaskStore store;
   std::shared_ptr<ScriptExecutor> exec = std::make_shared<ScriptExecutor>();
-  Sink sink;
   std::unique_ptr<TaskEngine> tasks;
   std::unique_ptr<WorkflowEngine> flows;
 
@@ -106,7 +100,7 @@ struct Rig {
     cfg.classes["cpu_long"] = c;
     tasks = std::make_unique<TaskEngine>(cfg, store, TaskEngine::Executors{{"cpu_short", exec}, {"cpu_long", exec}},
                                          dspy::Clock::real());
-    flows = std::make_unique<WorkflowEngine>(WorkflowConfig{}, store, *tasks, dspy::Clock::real(), &sink,
+    flows = std::make_unique<WorkflowEngine>(WorkflowConfig{}, store, *tasks, dspy::Clock::real(),
                                              [](const std::vector<std::string>& names, std::stop_token) -> dspy::Status {
                                                if (names.front() == "down") return dspy::Error{"redis is down"};
                                                return dspy::Status::Ok();
@@ -175,10 +169,12 @@ TEST_CASE("workflow: a diamond runs its middle steps side by side and passes out
   CHECK(Rig::step(end, "d").result.at("out") == "B+C+me");
   CHECK(Rig::step(end, "b").started_ms <= Rig::step(end, "c").finished_ms);
   CHECK(Rig::step(end, "c").started_ms <= Rig::step(end, "b").finished_ms);
-  // Events leave the engine after its lock is released, so the last may trail the record.
-  CHECK(eventually([&] { return rig.sink.count("workflow_completed") == 1; }, 5s));
-  CHECK(rig.sink.count("workflow_started") == 1);
-  CHECK(rig.sink.count("workflow_step_completed") == 4);
+  // The run's end and its event are one write, queued just after the engine answers "ended".
+  CHECK(eventually([&] { return eventCount(rig.store, "workflow_completed") == 1; }, 5s));
+  CHECK(eventCount(rig.store, "workflow_started") == 1);
+  CHECK(eventCount(rig.store, "workflow_step_started") == 4);
+  CHECK(eventCount(rig.store, "workflow_step_completed") == 4);
+  CHECK(eventCount(rig.store, "task_completed") == 4);
 }
 
 TEST_CASE("workflow: a step retries by its own policy", "[workflow]") {
@@ -262,13 +258,13 @@ TEST_CASE("workflow: nodes without tasks, and steps that cannot run, say why", "
   CHECK(Rig::step(end, "r").status == StepStatus::Succeeded);
   CHECK(Rig::step(end, "r").task_id.empty());  // an event only
   CHECK(Rig::step(end, "dep").result.at("out") == "deployed");  // its event, then its task
-  CHECK(rig.sink.count("workflow_deployment") == 1);
+  CHECK(eventCount(rig.store, "workflow_deployment") == 1);
   CHECK(Rig::step(end, "svc").status == StepStatus::Succeeded);
   CHECK_THAT(Rig::step(end, "t").error, Catch::Contains("Slurm submitter is not built yet"));
   CHECK_THAT(Rig::step(end, "gpu").error, Catch::Contains("gpu_slurm"));
   CHECK_THAT(Rig::step(end, "ref").error, Catch::Contains("the run has no input 'missing'"));
   CHECK(end.status == RunStatus::Failed);
-  CHECK(rig.sink.count("workflow_reward") == 1);
+  CHECK(eventCount(rig.store, "workflow_reward") == 1);
 }
 
 TEST_CASE("workflow: versions are kept; unknown workflows and bad specs are refused", "[workflow]") {

@@ -1,0 +1,67 @@
+#include "orchestrator/events/EventLog.h"
+
+#include <algorithm>
+
+namespace dspy::orchestrator {
+
+EventStamper::EventStamper(std::int64_t last_seq, std::int64_t last_ts_ns, Lookup lookup)
+    : seq_(last_seq), ts_(last_ts_ns), committed_seq_(last_seq), committed_ts_(last_ts_ns), lookup_(std::move(lookup)) {}
+
+void EventStamper::stamp(Event& e, std::int64_t now_ns) {
+  e.seq = ++seq_;
+  ts_ = std::max(ts_, now_ns);
+  e.ts_ns = ts_;
+  auto it = last_.find(e.resource_id);
+  if (it == last_.end()) {
+    if (last_.size() >= kMaxCached) last_.clear();
+    it = last_.emplace(e.resource_id, lookup_ ? lookup_(e.resource_id) : 0).first;
+  }
+  e.resource_seq = ++it->second;
+}
+
+void EventStamper::rollback() {
+  seq_ = committed_seq_;
+  ts_ = committed_ts_;
+  last_.clear();  // some counts moved on in a transaction that did not happen
+}
+
+void EventStamper::commit() {
+  committed_seq_ = seq_;
+  committed_ts_ = ts_;
+}
+
+Result<std::vector<std::string>> parseEventFilter(const std::vector<std::string>& types) {
+  std::vector<std::string> out;
+  std::string unknown;
+  for (const auto& t : types) {
+    if (t.empty()) continue;
+    bool ok = isKnownEventType(t);
+    if (!ok && t.back() == '*') {
+      const std::string prefix = t.substr(0, t.size() - 1);
+      for (const auto& k : knownEventTypes()) ok = ok || k.rfind(prefix, 0) == 0;
+    }
+    if (!ok) {
+      unknown += (unknown.empty() ? "" : ", ") + ("'" + t + "'");
+      continue;
+    }
+    out.push_back(t);
+  }
+  if (!unknown.empty()) {
+    std::string known;
+    for (const auto& k : knownEventTypes()) known += (known.empty() ? "" : ", ") + k;
+    return Error{"unknown event type(s) " + unknown + "; known: " + known + " (a trailing * matches a prefix)",
+                 ErrorKind::InvalidArgument};
+  }
+  return out;
+}
+
+bool eventMatches(const std::vector<std::string>& filter, const std::string& type) {
+  if (filter.empty()) return true;
+  for (const auto& f : filter) {
+    if (f == type) return true;
+    if (!f.empty() && f.back() == '*' && type.compare(0, f.size() - 1, f, 0, f.size() - 1) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace dspy::orchestrator
