@@ -19,6 +19,7 @@ struct WorkflowEngine::Live {
   std::map<std::string, std::vector<std::string>> dependents;     // node -> direct dependents
   bool halted = false;                                            // no more steps start
   bool cancel_requested = false;
+  bool ended = false;                                             // settled; out of live_
   std::string failure;                                            // the first step failure
   std::vector<Event> events;                                      // for the run's next write
 };

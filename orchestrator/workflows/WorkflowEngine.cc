@@ -33,6 +33,12 @@ std::int64_t WorkflowEngine::nowMs() const {
 }
 
 void WorkflowEngine::perform(Actions& actions) {
+  std::vector<std::unique_ptr<Live>> ended;
+  {
+    // No critical section is running now, so none holds a reference to these.
+    std::lock_guard lock(mu_);
+    ended.swap(ended_);
+  }
   for (auto& a : actions) a();
   actions.clear();
 }
@@ -171,7 +177,7 @@ void WorkflowEngine::startRun(const std::string& workflow_id, const std::string&
       for (const auto& n : run.spec->nodes) {
         if (run.waiting[n.id] == 0) readyLocked(run, n.id, actions);
       }
-      settleLocked(run, actions);
+      settleLocked(run, actions);  // a no-op when a step's end already settled it
       snapshot = run.rec;
     }
     perform(actions);

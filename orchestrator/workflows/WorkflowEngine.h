@@ -116,7 +116,7 @@ class WorkflowEngine {
   void emitLocked(Live& run, const std::string& type, Payload data);
   // Writes the run's events that no state write took.
   void flushEventsLocked(Live& run, Actions& out);
-  static void perform(Actions& actions);
+  void perform(Actions& actions);
 
   WorkflowConfig cfg_;
   WorkflowStore& store_;
@@ -126,6 +126,10 @@ class WorkflowEngine {
 
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Live>> live_;                        // run id -> run
+  // Runs that ended during the current critical section: kept alive until it is over,
+  // since the code that ended one (a step finishing inside a loop over the run's steps)
+  // still holds references into it. Emptied by perform().
+  std::vector<std::unique_ptr<Live>> ended_;
   std::map<std::string, RunRecord> ending_;  // ended runs whose final record is not durable yet
   std::map<std::string, std::pair<std::string, std::string>> task_steps_;  // task id -> run, node
   std::map<std::string, std::list<std::shared_ptr<RunWatch>>> watches_;      // run id -> watchers

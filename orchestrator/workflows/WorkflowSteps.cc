@@ -85,7 +85,7 @@ Result<std::string> resolve(const std::string& value, const RunRecord& run, cons
 void WorkflowEngine::readyLocked(Live& run, const std::string& node_id, Actions& out) {
   const std::size_t i = run.index.at(node_id);
   StepRecord& step = run.rec.steps[i];
-  if (step.status != StepStatus::Pending || run.halted || stopping_) return;
+  if (step.status != StepStatus::Pending || run.halted || run.ended || stopping_) return;
   const NodeSpec& node = *run.spec->node(node_id);
   step.status = StepStatus::Running;
   step.started_ms = nowMs();
@@ -202,6 +202,7 @@ void WorkflowEngine::onTask(const TaskRecord& t) {
 
 void WorkflowEngine::finishStepLocked(Live& run, const std::string& node_id, StepStatus status, const Payload& result,
                                       const std::string& error, int attempts, Actions& out) {
+  if (run.ended) return;
   const std::size_t i = run.index.at(node_id);
   StepRecord& step = run.rec.steps[i];
   step.status = status;
@@ -250,6 +251,7 @@ void WorkflowEngine::finishStepLocked(Live& run, const std::string& node_id, Ste
 }
 
 void WorkflowEngine::settleLocked(Live& run, Actions& out) {
+  if (run.ended) return;
   const bool all_done = std::all_of(run.rec.steps.begin(), run.rec.steps.end(),
                                     [](const StepRecord& s) { return isTerminal(s.status); });
   if (!all_done) {
@@ -278,7 +280,10 @@ void WorkflowEngine::settleLocked(Live& run, Actions& out) {
   });
   publishLocked(run, out);
   watches_.erase(run.rec.id);
-  live_.erase(run.rec.id);  // `run` is gone after this line
+  run.ended = true;
+  auto it = live_.find(run.rec.id);
+  ended_.push_back(std::move(it->second));  // `run` stays valid until perform()
+  live_.erase(it);
 }
 
 void WorkflowEngine::persistStepLocked(Live& run, std::size_t index, std::function<void()> then, Actions& out) {

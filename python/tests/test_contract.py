@@ -62,13 +62,14 @@ def test_python_clients_set_the_class_field_with_setattr(stubs):
     assert back.payload["k"] == "v"
 
 
-def test_unbuilt_rpcs_answer_unimplemented_not_success(stubs, orchestrator):
+def test_stream_events_is_built_and_names_a_bad_filter(stubs, orchestrator):
     with orchestrator.channel() as ch:
         stub = stubs.orch_grpc.OrchestratorServiceStub(ch)
         with pytest.raises(grpc.RpcError) as err:
-            for _ in stub.StreamEvents(stubs.orch_pb2.StreamEventsRequest(), timeout=5):
+            for _ in stub.StreamEvents(stubs.orch_pb2.StreamEventsRequest(event_types=["nope"]), timeout=5):
                 pass
-        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "'nope'" in err.value.details()
 
 
 def test_orchestrator_health_rpc_reports_its_version(stubs, orchestrator):

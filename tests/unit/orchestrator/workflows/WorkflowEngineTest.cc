@@ -289,3 +289,26 @@ TEST_CASE("workflow: versions are kept; unknown workflows and bad specs are refu
   CHECK(end.steps.size() == 2);
 }
 
+
+TEST_CASE("workflow: runs whose steps all end at once (event-only nodes) end cleanly", "[workflow]") {
+  Rig rig;
+  // One reward node: the run ends inside its own start. Then a chain and a fan-out of
+  // them: every step ends while the engine is still walking the graph.
+  const auto one = rig.create(spec(R"({"id": "r", "type": "reward", "reward": {"metric": "m"}})", ""));
+  const auto chain = rig.create(spec(R"({"id": "a", "type": "reward", "reward": {"metric": "m"}},
+                                      {"id": "b", "type": "reward", "reward": {"metric": "m"}},
+                                      {"id": "c", "type": "reward", "reward": {"metric": "m"}},
+                                      {"id": "t", "type": "training", "training": {"method": "sft", "skill": "s"}})",
+                                     edge("a", "b") + "," + edge("a", "c") + "," + edge("a", "t"),
+                                     R"("failure_policy": "continue", )"));
+  for (int i = 0; i < 20; ++i) {
+    const auto e1 = rig.waitEnd(rig.start(one).id);
+    CHECK(e1.status == RunStatus::Succeeded);
+    const auto e2 = rig.waitEnd(rig.start(chain).id);
+    CHECK(e2.status == RunStatus::Failed);  // the training step cannot run yet (continue policy)
+    CHECK(Rig::step(e2, "b").status == StepStatus::Succeeded);
+  }
+  CHECK(eventually([&] { return eventCount(rig.store, "workflow_completed") == 20; }, 5s));
+  CHECK(eventually([&] { return eventCount(rig.store, "workflow_failed") == 20; }, 5s));
+  CHECK(rig.flows->liveRuns() == 0);
+}
