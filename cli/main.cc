@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/EventsCommands.h"
 #include "cli/ServicesCommands.h"
 #include "cli/TasksCommands.h"
 #include "cli/WorkflowsCommands.h"
@@ -153,6 +154,7 @@ int main(int argc, char** argv) {
   dspy::cli::addServicesCommands(app, &exit_code);
   dspy::cli::addTasksCommands(app, &exit_code);
   dspy::cli::addWorkflowsCommands(app, &exit_code);
+  dspy::cli::addEventsCommand(app, &exit_code);
 
   CLI::App* config = app.add_subcommand("config", "check config files, list config keys");
   config->require_subcommand(1);

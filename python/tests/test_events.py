@@ -163,3 +163,31 @@ def test_a_client_that_reads_too_slowly_is_cut_off_not_buffered_forever(stubs):
         assert len({e.resource_id for e in got}) == 2000
     finally:
         o.close()
+
+
+def test_cli_events_replays_filters_and_prints_json_lines(orch):
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+
+    o = orch()
+    o.submit("cli-ev", command="echo", args='["z"]')
+    o.wait_final("cli-ev")
+    cli = [str(Path(os.environ["DSPY_BUILD_DIR"]) / "cli/dspy-agent"), "events", "--addr", o.daemon.grpc_addr]
+
+    def run(*args):
+        return subprocess.run(cli + list(args), capture_output=True, text=True, timeout=30)
+
+    r = run("--since", "1h", "--json", "-t", "task_completed")
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(e["type"], e["data"]["resource_id"], e["sequence"]) for e in lines] == [("task_completed", "cli-ev", 3)]
+    assert lines[0]["timestamp"].endswith("Z") and len(lines[0]["event_id"]) == 36
+    text = run("--since", "1h")
+    assert text.returncode == 0
+    assert [line.split()[1] for line in text.stdout.splitlines()] == ["task_submitted", "task_started",
+                                                                       "task_completed"]
+    bad = run("-t", "task_done")
+    assert bad.returncode == 1 and "'task_done'" in bad.stderr
+    assert run("--since", "yesterday").returncode == 2
