@@ -11,6 +11,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -41,7 +43,8 @@ std::string uniqueTopic(const std::string& what) {
 // An orchestrator whose tasks run on the noop executor, publishing to `brokers`/`topic`.
 class Orchestrator {
  public:
-  Orchestrator(const std::string& brokers, const std::string& topic, std::string dir = dspy::test::tempDir())
+  Orchestrator(const std::string& brokers, const std::string& topic, std::string dir = dspy::test::tempDir(),
+               const std::string& kafka_extra = "")
       : dir_(std::move(dir)), brokers_(brokers), grpc_port_(dspy::test::freePort()), http_port_(dspy::test::freePort()) {
     dspy::test::writeFile(dir_ + "/config.yaml",
                           "grpc:\n  address: 127.0.0.1:" + std::to_string(grpc_port_) +
@@ -50,7 +53,7 @@ class Orchestrator {
                               "env_manager:\n  address: 127.0.0.1:" + std::to_string(dspy::test::freePort()) + "\n" +
                               "tasks:\n  classes:\n    cpu_short:\n      executor: noop\n"
                               "      limiter: {kind: fixed, initial: 16, min: 1, max: 16}\n"
-                              "kafka:\n  brokers: " + brokers + "\n  topic: " + topic + "\n  linger_ms: 5\n");
+                              "kafka:\n  brokers: " + brokers + "\n  topic: " + topic + "\n  linger_ms: 5\n" + kafka_extra);
     start();
   }
   void start() {
@@ -286,4 +289,45 @@ TEST_CASE("an orchestrator killed mid-burst and started again loses no event", "
     INFO("accepted task " << t);
     CHECK(submitted.count(t) == 1);  // accepted means durable, with its event
   }
+}
+
+TEST_CASE("SIGTERM with the broker away: a bounded flush, events stay pending, then arrive after a restart",
+          "[kafka][events]") {
+  const std::string topic = uniqueTopic("term");
+  const std::string dir = dspy::test::tempDir();
+  const std::string spool = dir + "/spool";
+  REQUIRE(std::system(("mkdir -p " + spool).c_str()) == 0);
+  const std::string nowhere = "127.0.0.1:" + std::to_string(dspy::test::freePort());
+  const std::string extra = "  flush_timeout_ms: 1000\n  spool_dir: " + spool + "\n";
+  {
+    Orchestrator orch(nowhere, topic, dir, extra);
+    for (int i = 0; i < 10; ++i) REQUIRE(orch.submit("s" + std::to_string(i)));
+    REQUIRE(eventually([&] { return orch.outbox() == "30 event(s) pending"; }, 20s));
+    pb::HealthResponse h;
+    REQUIRE(orch.health(&h).ok());
+    CHECK(h.healthy());  // work is accepted while Kafka is away
+    const auto t0 = std::chrono::steady_clock::now();
+    orch.proc().signal(SIGTERM);
+    const auto code = orch.proc().waitExit(15s);
+    INFO(orch.proc().log());
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);  // the flush is bounded
+    CHECK_THAT(orch.proc().log(), Catch::Contains("30 event(s) stay pending in the outbox"));
+  }
+  CHECK(outboxIds(dir).size() == 30);
+  Orchestrator again(sharedBrokers(), topic, dir, extra);
+  CHECK(eventually([&] { return again.outbox() == "0 event(s) pending"; }, 60s));
+  const auto got = consume(
+      sharedBrokers(), topic, [](const std::vector<Received>& rs) { return rs.size() >= 30; }, 60s);
+  CHECK(uniqueIds(got) == 30);
+  // The JSONL spool has every delivered event, one JSON object per line.
+  std::set<std::string> spooled;
+  for (const auto& entry : std::filesystem::directory_iterator(spool)) {
+    std::ifstream in(entry.path());
+    for (std::string line; std::getline(in, line);) {
+      spooled.insert(nlohmann::json::parse(line).at("event_id").get<std::string>());
+    }
+  }
+  CHECK(spooled == outboxIds(dir));
 }

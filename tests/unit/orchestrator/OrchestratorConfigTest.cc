@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "orchestrator/OrchestratorConfig.h"
+#include "orchestrator/store/MemoryTaskStore.h"
 #include "tests/support/Process.h"
 
 using namespace dspy::orchestrator;
@@ -151,4 +152,46 @@ TEST_CASE("orchestrator config: the workflow limits are range-checked and named"
   auto unknown = loadText("workflows:\n  max_runs: 3\n");
   REQUIRE_FALSE(unknown.ok());
   CHECK_THAT(unknown.error(), Catch::Contains("unknown key 'workflows.max_runs'"));
+}
+
+TEST_CASE("kafka settings: brokers are checked before anything starts, env wins over the file", "[config]") {
+  using dspy::config::mapEnv;
+  auto load = [](const std::string& yaml, std::map<std::string, std::string> env = {}) {
+    const auto dir = dspy::test::tempDir();
+    dspy::test::writeFile(dir + "/o.yaml", yaml);
+    return loadConfig(dir + "/o.yaml", mapEnv(std::move(env)));
+  };
+  auto ok = load("kafka:\n  brokers: 127.0.0.1:9092, SSL://kafka-1.example:9093\n  compression: zstd\n"
+                 "  properties: {security.protocol: ssl}\n");
+  REQUIRE(ok.ok());
+  CHECK(ok.value().kafka.properties.at("security.protocol") == "ssl");
+  CHECK(ok.value().kafka.topic == "agent.events");
+  auto env = load("", {{"KAFKA_BROKERS", "10.0.0.1:9092"}, {"KAFKA_EVENT_TOPIC", "t1"}});
+  REQUIRE(env.ok());
+  CHECK(env.value().kafka.brokers == "10.0.0.1:9092");
+  CHECK(env.value().kafka.topic == "t1");
+  for (const std::string bad : {"garbage", "host:", "host:99999", "a b:1", "127.0.0.1:9092,,", "x:y"}) {
+    auto r = load("", {{"KAFKA_BROKERS", bad}});
+    INFO(bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error(), Catch::Contains("kafka.brokers") && Catch::Contains("host:port"));
+  }
+  CHECK_FALSE(load("kafka:\n  compression: brotli\n").ok());
+  CHECK_FALSE(load("kafka:\n  properties: [a, b]\n").ok());
+}
+
+TEST_CASE("kafka settings librdkafka does not know are refused at start, naming them", "[config]") {
+  MemoryTaskStore store;
+  EventHub hub;
+  KafkaConfig k;
+  k.brokers = "127.0.0.1:1";
+  k.properties["no.such.setting"] = "1";
+  auto r = KafkaRelay::create(k, store, hub);
+  REQUIRE_FALSE(r.ok());
+  CHECK_THAT(r.error(), Catch::Contains("'no.such.setting'"));
+  k.properties.clear();
+  k.properties["acks"] = "sometimes";
+  CHECK_FALSE(KafkaRelay::create(k, store, hub).ok());
+  k.properties.clear();
+  REQUIRE(KafkaRelay::create(k, store, hub).ok());  // created, not connected
 }
