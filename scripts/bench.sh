@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Runs the benchmarks of tests/bench against a release build and writes their JSON to
 # build/release/bench/. B1 needs dockerd (scripts/test-env.sh up docker) and the local
-# images; B2-B4 and B8 need nothing running.
-# Usage: bench.sh [b1|b2|b3|b4|b5 ...]   (default: b2 b3 b4)
+# images; B6 needs the Kafka broker (scripts/test-env.sh up kafka); B2-B4 and B8 need
+# nothing running.
+# Usage: bench.sh [b1|b2|b3|b4|b5|b6 ...]   (default: b2 b3 b4)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 build="$ROOT/build/release"
 out="$build/bench"
 mkdir -p "$out"
-cmake --build "$build" --target orchestrator b2_submit b3_b4_engine b5_workflow >/dev/null
+cmake --build "$build" --target orchestrator b2_submit b3_b4_engine b5_workflow b6_events >/dev/null
 which=("$@")
 ((${#which[@]})) || which=(b2 b3 b4)
 for b in "${which[@]}"; do
@@ -19,6 +20,8 @@ for b in "${which[@]}"; do
     b3) log "B3 dispatch"; "$build/tests/b3_b4_engine" "$out" --only b3 ;;
     b4) log "B4 limiter"; "$build/tests/b3_b4_engine" "$out" --only b4 ;;
     b5) log "B5 workflow"; "$build/tests/b5_workflow" "$out" --store memory; "$build/tests/b5_workflow" "$out" --store sqlite ;;
-    *) die "unknown benchmark '$b' (b1, b2, b3, b4, b5)" ;;
+    b6) log "B6 events (Kafka at ${KAFKA_BROKERS:-$TEST_KAFKA_BROKERS})"
+        KAFKA_BROKERS="${KAFKA_BROKERS:-$TEST_KAFKA_BROKERS}" "$build/tests/b6_events" "$out" ;;
+    *) die "unknown benchmark '$b' (b1, b2, b3, b4, b5, b6)" ;;
   esac
 done
