@@ -31,7 +31,9 @@ Event taskEvent(const TaskRecord& t, bool inserted) {
   if (!t.workflow_id.empty()) d["workflow_id"] = t.workflow_id;
   if (inserted) {
     d["priority"] = std::to_string(t.priority);
-    return makeEvent("task_submitted", std::move(d));
+    Event e = makeEvent("task_submitted", std::move(d));
+    e.first_of_resource = true;  // stored only if the insert (a new id) succeeds
+    return e;
   }
   d["attempt"] = std::to_string(t.attempts);
   std::string type;

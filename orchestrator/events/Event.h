@@ -29,6 +29,9 @@ struct Event {
   std::int64_t ts_ns = 0;         // unix nanoseconds of the commit (set when stored)
   std::string source = "orchestrator";
   Payload data;                   // includes resource_id once made
+  // The resource's first event (a task's insert, a run's start): its sequence starts at
+  // 1 without looking up earlier events. Not stored.
+  bool first_of_resource = false;
 };
 
 // A fresh event with a new id; resource_id from `data` (first of task_id, run_id,

@@ -14,7 +14,8 @@ void EventStamper::stamp(Event& e, std::int64_t now_ns) {
   auto it = last_.find(e.resource_id);
   if (it == last_.end()) {
     if (last_.size() >= kMaxCached) last_.clear();
-    it = last_.emplace(e.resource_id, lookup_ ? lookup_(e.resource_id) : 0).first;
+    const std::int64_t before = e.first_of_resource || !lookup_ ? 0 : lookup_(e.resource_id);
+    it = last_.emplace(e.resource_id, before).first;
   }
   e.resource_seq = ++it->second;
 }

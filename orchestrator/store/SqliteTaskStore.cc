@@ -233,7 +233,13 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::open(const std::string
     sqlite3_close_v2(writer);
     return r.fullError();
   }
-  return std::unique_ptr<SqliteTaskStore>(new SqliteTaskStore(path, writer, r.value(), max_batch));
+  auto c = openDb(path, mode);
+  if (!c) {
+    sqlite3_close_v2(r.value());
+    sqlite3_close_v2(writer);
+    return c.fullError();
+  }
+  return std::unique_ptr<SqliteTaskStore>(new SqliteTaskStore(path, writer, r.value(), c.value(), max_batch));
 }
 
 struct SqliteTaskStore::Statements {
@@ -254,8 +260,42 @@ struct SqliteTaskStore::Statements {
   Stmt lookup;
 };
 
-SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* reader, int max_batch)
-    : path_(std::move(path)), writer_(writer), reader_(reader), statements_(std::make_unique<Statements>(writer)) {
+SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* reader, sqlite3* checkpointer,
+                                 int max_batch)
+    : path_(std::move(path)),
+      writer_(writer),
+      reader_(reader),
+      checkpoint_db_(checkpointer),
+      statements_(std::make_unique<Statements>(writer)) {
+  // Checkpoints off the writer thread: SQLite would run each one inside the commit that
+  // crossed the threshold (copying the WAL into the database and syncing it), stalling
+  // every write queued behind it. The hook (it replaces SQLite's auto-checkpoint) only
+  // wakes the checkpoint thread, which runs PASSIVE checkpoints that never block writers.
+  sqlite3_wal_hook(
+      writer_,
+      [](void* self, sqlite3*, const char*, int pages) {
+        auto* store = static_cast<SqliteTaskStore*>(self);
+        store->wal_pages_ = pages;
+        if (pages >= kCheckpointPages) store->checkpoint_cv_.notify_one();
+        return SQLITE_OK;
+      },
+      this);
+  checkpointer_ = std::jthread([this](std::stop_token stop) {
+    std::mutex mu;
+    while (!stop.stop_requested()) {
+      {
+        std::unique_lock lock(mu);
+        checkpoint_cv_.wait_for(lock, stop, std::chrono::seconds(1), [this] { return wal_pages_ >= kCheckpointPages; });
+      }
+      if (stop.stop_requested()) return;
+      if (wal_pages_ == 0) continue;
+      wal_pages_ = 0;
+      int log = 0, done = 0;
+      if (sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done) != SQLITE_OK) {
+        spdlog::debug("task store checkpoint: {}", sqlite3_errmsg(checkpoint_db_));
+      }
+    }
+  });
   std::int64_t last_seq = 0, last_ts = 0, pending = 0;
   {
     Stmt q(writer_, "SELECT seq, ts_ns FROM outbox ORDER BY seq DESC LIMIT 1");
@@ -281,6 +321,10 @@ SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* rea
 
 SqliteTaskStore::~SqliteTaskStore() {
   writes_.reset();  // commits what is queued
+  checkpointer_.request_stop();
+  checkpoint_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+  sqlite3_close_v2(checkpoint_db_);
   statements_.reset();
   sqlite3_close_v2(reader_);
   sqlite3_close_v2(writer_);

@@ -71,7 +71,7 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore, public Eve
   const std::string& path() const { return path_; }
 
  private:
-  SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* reader, int max_batch);
+  SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* reader, sqlite3* checkpointer, int max_batch);
   // One transaction for the whole batch (the WriteQueue's commit function).
   void commit(std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes);
   Result<std::vector<TaskRecord>> query(const std::string& sql, const std::function<void(void*)>& bind);
@@ -88,7 +88,12 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore, public Eve
   std::string path_;
   sqlite3* writer_;
   sqlite3* reader_;
+  sqlite3* checkpoint_db_;  // the checkpoint thread's connection
   std::mutex read_mu_;
+  static constexpr int kCheckpointPages = 1000;  // SQLite's own auto-checkpoint size
+  std::atomic<int> wal_pages_{0};
+  std::condition_variable_any checkpoint_cv_;
+  std::jthread checkpointer_;
   std::mutex error_mu_;
   std::string last_error_;
   struct Statements;

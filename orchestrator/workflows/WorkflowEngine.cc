@@ -159,6 +159,7 @@ void WorkflowEngine::startRun(const std::string& workflow_id, const std::string&
   }
   const RunRecord first = r;
   std::vector<Event> started{makeEvent("workflow_started", {{"run_id", r.id}, {"workflow_id", workflow_id}})};
+  started.front().first_of_resource = true;  // a fresh run id
   store_.insertRun(first, std::move(started), [this, live = std::shared_ptr<Live>(std::move(live)), done, workflow_id,
                            idempotency_key](Status s) mutable {
     if (!s.ok()) {
