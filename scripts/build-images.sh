@@ -2,6 +2,10 @@
 # Builds the local images the tests and the demo use (no registry is reachable here):
 #   dspy-test/busybox:latest  busybox-static with its applets (httpd, nc, sh, ...)
 #   dspy-test/redis:latest    the real redis-server binary with the libraries it links
+#   dspy-test/kafka:latest    a real Apache Kafka broker (KRaft, single node): Debian's
+#                             JRE with the libraries it links and the broker class path
+#                             Maven resolves (deploy/kafka/pom.xml), started by
+#                             deploy/kafka/kafka-start.sh
 # Each image is rebuilt only when its inputs changed (a content hash is kept as a label).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -52,3 +56,32 @@ printf 'root:x:0:0:root:/:/bin/false\n' >"$rd/etc/passwd"
 import_dir dspy-test/redis:latest "$rd" "$(cat /usr/bin/redis-server /usr/bin/redis-cli | sha256sum | cut -c1-16)" \
   'WORKDIR /data' 'EXPOSE 6379' \
   'CMD ["/usr/bin/redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no"]'
+
+# kafka: Debian's JRE (symlinks into /etc resolved) with what its binaries link, the
+# broker's jars and the start script; busybox for the shell.
+kafka_fetch
+jre=$(dirname "$(dirname "$(readlink -f /usr/bin/java)")")
+kf="$work/kafka"
+mkdir -p "$kf/bin" "$kf/opt/kafka" "$kf/tmp" "$kf/etc" "$kf/var/lib/kafka/data"
+cp /bin/busybox "$kf/bin/busybox"
+for applet in sh mkdir cat echo sleep ls; do ln -sf busybox "$kf/bin/$applet"; done
+cp -a "$jre" "$kf/opt/jre"
+# Its symlinks point into /etc/java-17-openjdk and elsewhere: copy what they point to;
+# drop the ones that point nowhere (src.zip without the JDK sources).
+while read -r link; do
+  target=$(readlink -f "$link" || true)
+  rm -f "$link"
+  if [[ -n "$target" && -e "$target" ]]; then cp -rL "$target" "$link"; fi
+done < <(find "$kf/opt/jre" -type l)
+while read -r lib; do
+  [[ -e "$kf$lib" ]] && continue
+  mkdir -p "$kf$(dirname "$lib")"
+  cp -L "$lib" "$kf$lib"
+done < <(find "$kf/opt/jre" -type f \( -name '*.so' -o -path '*/bin/*' \) -exec ldd {} \; 2>/dev/null |
+           awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | grep -v "^$kf" | sort -u)
+cp -r "$KAFKA_DIR/libs" "$kf/opt/kafka/libs"
+cp "$ROOT/deploy/kafka/kafka-start.sh" "$ROOT/deploy/kafka/kafka-config.sh" "$kf/"
+printf 'root:x:0:0:root:/:/bin/sh\n' >"$kf/etc/passwd"
+kafka_hash=$( (readlink -f /usr/bin/java; cat "$KAFKA_VERSION_POM" "$ROOT/deploy/kafka/kafka-start.sh" "$ROOT/deploy/kafka/kafka-config.sh") | sha256sum | cut -c1-16)
+import_dir dspy-test/kafka:latest "$kf" "$kafka_hash" 'ENV PATH=/opt/jre/bin:/bin' 'EXPOSE 9092' \
+  'CMD ["/bin/sh", "/kafka-start.sh"]'

@@ -85,6 +85,19 @@ echo "== a sample workflow: deploy/workflows/diamond.yaml (two branches in paral
 "$cli" workflows create "$ROOT/deploy/workflows/diamond.yaml"
 "$cli" workflows run diamond --input who=demo --watch
 echo
+echo "== events: every change above is an event in the outbox, published to the stack's Kafka"
+"$cli" events --since 10m -t 'workflow_*' | tail -n 8
+# The broker (a JVM in the kafka container) may still be catching up: wait until the
+# orchestrator reports its outbox empty, then read the topic back with kcat.
+for _ in $(seq 1 120); do
+  curl -fsS http://127.0.0.1:9097/health 2>/dev/null | grep -q '"outbox":"0 event(s) pending"' && break
+  sleep 0.5
+done
+curl -fsS http://127.0.0.1:9097/health | "$VENV/bin/python" -c \
+  'import json,sys; c=json.load(sys.stdin)["components"]; print("orchestrator: kafka", c["kafka"], "|", c["outbox"])'
+echo "last 3 messages of topic agent.events on 127.0.0.1:9092:"
+kcat -b 127.0.0.1:9092 -C -t agent.events -o -3 -e -q -f '%k  %s\n' | cut -c1-200
+echo
 echo "== dspy-agent tasks list (the store keeps every task; --json for scripts)"
 "$cli" tasks list --limit 5
 echo

@@ -67,41 +67,19 @@ require_free_port() {
   [[ -z "$holder" ]] || die "$what cannot listen on port $port: it is held by $holder"
 }
 
-# kafka_write_config DIR PORT CONTROLLER_PORT DATA_DIR LOG_LEVEL: a single-node KRaft
-# broker's server.properties and log4j2.yaml in DIR (test-env.sh's broker and
-# private-kafka.sh's).
-kafka_write_config() {
-  local dir="$1" port="$2" cport="$3" data="$4" level="$5"
-  cat >"$dir/server.properties" <<CFG
-process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$data
-num.partitions=1
-auto.create.topics.enable=true
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-CFG
-  cat >"$dir/log4j2.yaml" <<CFG
-Configuration:
-  Appenders:
-    Console:
-      name: STDOUT
-      PatternLayout:
-        pattern: "[%d] %p %m (%c)%n"
-  Loggers:
-    Root:
-      level: $level
-      AppenderRef:
-        - ref: STDOUT
-CFG
+# kafka_write_config (deploy/kafka/kafka-config.sh): a single-node KRaft broker's config.
+. "$ROOT/deploy/kafka/kafka-config.sh"
+
+# The Kafka broker's class path (Maven, cached under $KAFKA_DIR/libs): the test
+# environment's broker, private test brokers and the demo's kafka image use it.
+KAFKA_DIR="$STATE/kafka"
+KAFKA_VERSION_POM="$ROOT/deploy/kafka/pom.xml"
+kafka_fetch() {
+  if [[ -f "$KAFKA_DIR/libs/.complete" ]] && cmp -s "$KAFKA_VERSION_POM" "$KAFKA_DIR/libs/.pom"; then return; fi
+  log "resolving the Kafka broker class path with Maven (cached under $KAFKA_DIR/libs)"
+  rm -rf "$KAFKA_DIR/libs"
+  (cd "$ROOT/deploy/kafka" && mvn -q -B dependency:copy-dependencies \
+      -DoutputDirectory="$KAFKA_DIR/libs" -Dmdep.includeScope=runtime)
+  cp "$KAFKA_VERSION_POM" "$KAFKA_DIR/libs/.pom"
+  touch "$KAFKA_DIR/libs/.complete"
 }

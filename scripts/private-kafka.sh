@@ -54,7 +54,7 @@ case "$cmd" in
   up)
     [[ -f "$libs/.complete" ]] || die "no Kafka class path in $libs: run scripts/test-env.sh up kafka first"
     mkdir -p "$dir/data"
-    kafka_write_config "$dir" "$port" "$cport" "$dir/data" WARN
+    kafka_write_config "$dir" 127.0.0.1 "$port" 127.0.0.1 "$port" "$cport" "$dir/data" WARN
     if [[ ! -f "$dir/data/meta.properties" ]]; then
       java "${java_opts[@]}" -cp "$libs/*" kafka.tools.StorageTool format --config "$dir/server.properties" \
         --cluster-id "$(java -cp "$libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)" \

@@ -11,8 +11,6 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 
-KAFKA_DIR="$STATE/kafka"
-KAFKA_VERSION_POM="$ROOT/deploy/kafka/pom.xml"
 SLURM_DIR="$STATE/slurm"
 REGISTRY_DIR="$STATE/registry"
 DOCKER_BIN=/usr/bin/docker  # Debian's client, matching the Debian engine's API version
@@ -142,22 +140,14 @@ kafka_ready() {
 }
 # Ends a wait early when the broker process is gone (its log then says why).
 kafka_ready_or_dead() { kafka_ready || ! pid_alive kafka; }
-kafka_fetch() {
-  if [[ -f "$KAFKA_DIR/libs/.complete" ]] && cmp -s "$KAFKA_VERSION_POM" "$KAFKA_DIR/libs/.pom"; then return; fi
-  log "resolving the Kafka broker class path with Maven (cached under $KAFKA_DIR/libs)"
-  rm -rf "$KAFKA_DIR/libs"
-  (cd "$ROOT/deploy/kafka" && mvn -q -B dependency:copy-dependencies \
-      -DoutputDirectory="$KAFKA_DIR/libs" -Dmdep.includeScope=runtime)
-  cp "$KAFKA_VERSION_POM" "$KAFKA_DIR/libs/.pom"
-  touch "$KAFKA_DIR/libs/.complete"
-}
 kafka_up() {
   if kafka_ready; then log "kafka already answers"; return; fi
   require_free_port "the Kafka broker" "$TEST_KAFKA_PORT"
   require_free_port "the Kafka controller" "$TEST_KAFKA_CONTROLLER_PORT"
   kafka_fetch
   mkdir -p "$KAFKA_DIR/data"
-  kafka_write_config "$KAFKA_DIR" "$TEST_KAFKA_PORT" "$TEST_KAFKA_CONTROLLER_PORT" "$KAFKA_DIR/data" INFO
+  kafka_write_config "$KAFKA_DIR" 127.0.0.1 "$TEST_KAFKA_PORT" 127.0.0.1 "$TEST_KAFKA_PORT" \
+    "$TEST_KAFKA_CONTROLLER_PORT" "$KAFKA_DIR/data" INFO
   # The storage records the controller's endpoint: a broker formatted for other ports
   # cannot start, so it is formatted again (the test broker keeps no data worth keeping).
   local ports="$TEST_KAFKA_PORT $TEST_KAFKA_CONTROLLER_PORT"

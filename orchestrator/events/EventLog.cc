@@ -1,6 +1,8 @@
 #include "orchestrator/events/EventLog.h"
 
 #include <algorithm>
+#include <array>
+#include <string_view>
 
 namespace dspy::orchestrator {
 
@@ -18,6 +20,10 @@ void EventStamper::stamp(Event& e, std::int64_t now_ns) {
     it = last_.emplace(e.resource_id, before).first;
   }
   e.resource_seq = ++it->second;
+  // A resource's last event: forget it (a later one, rare, looks the number up).
+  static const std::array<std::string_view, 6> kLast{"task_completed",     "task_failed",     "task_cancelled",
+                                                     "workflow_completed", "workflow_failed", "workflow_cancelled"};
+  if (std::find(kLast.begin(), kLast.end(), e.type) != kLast.end()) last_.erase(it);
 }
 
 void EventStamper::rollback() {

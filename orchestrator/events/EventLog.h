@@ -49,7 +49,8 @@ class EventLog {
 
 // Gives stored events their seq, resource_seq and a commit time that never decreases.
 // Used on a store's writer thread only. A resource's last sequence number comes from a
-// bounded cache, else from `lookup` (what the store holds for it; 0 for none).
+// bounded cache (a resource leaves it with its final event: a task's or run's end),
+// else from `lookup` (what the store holds for it; 0 for none).
 class EventStamper {
  public:
   using Lookup = std::function<std::int64_t(const std::string& resource_id)>;
@@ -65,7 +66,7 @@ class EventStamper {
   std::int64_t committed_seq_, committed_ts_;
   Lookup lookup_;
   std::unordered_map<std::string, std::int64_t> last_;
-  static constexpr std::size_t kMaxCached = 200'000;
+  static constexpr std::size_t kMaxCached = 100'000;
 };
 
 // A filter of event types: exact names, or a prefix ending in '*' ("workflow_*").

@@ -1,5 +1,5 @@
 """Helpers for env-manager integration tests: a private copy of the local nine-service
-stack on free ports (so tests never collide with each other, a demo, or the test Kafka
+stack (kafka as a busybox listener) on free ports (so tests never collide with each other, a demo, or the test Kafka
 broker), and small Docker CLI wrappers."""
 
 import json
@@ -33,6 +33,12 @@ def local_stack(changes=None):
                 used.add(p)
                 return p
 
+    # The demo's kafka is a real broker (a JVM); these tests exercise env-manager, not
+    # Kafka, so they run the busybox listener on its port, as the rest of the stack.
+    kafka = doc["services"]["kafka"]
+    kafka["image"] = "dspy-test/busybox:latest"
+    kafka["command"] = doc["services"]["zookeeper"]["command"]
+    kafka["environment"] = {"START_DELAY": "1.5", "PORT": "9092", "HEALTH_PATH": "/health"}
     doc["project"] = f"dspy-test-{tag}"
     doc["network"] = f"dspy-test-{tag}"
     for name, svc in doc["services"].items():
