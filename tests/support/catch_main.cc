@@ -5,8 +5,12 @@
 #include <csignal>
 
 #include <catch2/catch.hpp>
+#include <spdlog/spdlog.h>
 
 int main(int argc, char* argv[]) {
   std::signal(SIGPIPE, SIG_IGN);
+  // spdlog's registry is created on first use; made here, before any test starts
+  // threads, two threads logging first at once do not race to create it (TSan).
+  spdlog::default_logger();
   return Catch::Session().run(argc, argv);
 }
