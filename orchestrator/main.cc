@@ -110,6 +110,16 @@ int main(int argc, char** argv) {
           o->relay = std::move(relay.value());
         }
         o->env_manager = std::make_unique<EnvManagerClient>(cfg.env_manager);
+        // Service health changes env-manager reports become events (while the link is used).
+        o->env_manager->setServiceListener(
+            [store = o->store.get()](const std::string& service, bool healthy, const std::string& message) {
+              store->appendEvents({makeEvent("service_status",
+                                             {{"service_name", service},
+                                              {"status", healthy ? "healthy" : "unhealthy"},
+                                              {"message", message}},
+                                             "env-manager")},
+                                  nullptr);
+            });
         o->metrics = std::make_unique<EngineMetrics>(runtime.metrics());
         o->engine = std::make_unique<TaskEngine>(cfg.engine, *o->store, buildExecutors(cfg, *o),
                                                  dspy::Clock::real(), o->metrics.get());

@@ -1,5 +1,7 @@
 // The env-manager link.
 #include "orchestrator/envmanager/EnvManagerClient.h"
+
+#include <map>
 #include "common/Clock.h"
 
 #include <spdlog/spdlog.h>
@@ -54,9 +56,14 @@ void EnvManagerClient::start(bool needed) {
   }
   watcher_ = std::jthread([this](std::stop_token st) { watch(st); });
   if (!cfg_.ensure_services.empty()) ensurer_ = std::jthread([this](std::stop_token st) { ensure(st); });
+  if (service_listener_) health_follower_ = std::jthread([this](std::stop_token st) { followHealth(st); });
 }
 
 void EnvManagerClient::stop() {
+  if (health_follower_.joinable()) {
+    health_follower_.request_stop();
+    health_follower_.join();
+  }
   if (ensurer_.joinable()) {
     ensurer_.request_stop();
     ensurer_.join();
@@ -152,6 +159,33 @@ void EnvManagerClient::ensure(std::stop_token stop) {
     }
     spdlog::warn("env-manager could not start {}: {}; retrying in {} ms", list, st.error(), delay.count());
     if (!clock_.sleepFor(delay, stop)) return;
+  }
+}
+
+void EnvManagerClient::followHealth(std::stop_token stop) {
+  Backoff backoff(BackoffPolicy{.initial = std::chrono::milliseconds(500), .max = std::chrono::milliseconds(30'000)});
+  std::map<std::string, bool> known;  // what the listener was last told, per service
+  while (!stop.stop_requested()) {
+    auto stub = env_manager::v1::EnvManagerService::NewStub(channel_);
+    grpc::ClientContext ctx;
+    addAuth(ctx);
+    ctx.set_wait_for_ready(true);
+    std::stop_callback cancel(stop, [&ctx] { ctx.TryCancel(); });
+    env_manager::v1::StreamHealthRequest req;
+    req.set_interval_seconds(30);  // changes come at once; the rounds only confirm
+    auto reader = stub->StreamHealth(&ctx, req);
+    env_manager::v1::HealthUpdate u;
+    while (reader->Read(&u)) {
+      backoff.reset();
+      auto it = known.find(u.service_name());
+      if (it != known.end() && it->second == u.healthy()) continue;
+      known[u.service_name()] = u.healthy();
+      service_listener_(u.service_name(), u.healthy(), u.message());
+    }
+    const grpc::Status st = reader->Finish();
+    if (stop.stop_requested()) return;
+    spdlog::debug("env-manager StreamHealth ended: {}; following again", st.error_message());
+    if (!clock_.sleepFor(backoff.next(), stop)) return;
   }
 }
 

@@ -2,12 +2,15 @@
 // channel's connectivity (gRPC reconnects with backoff by itself), reports the link in
 // health, runs ExecuteTask for the `container` executor, and, when config lists
 // `ensure_services`, asks env-manager to bring them up once the link is up and again
-// (with backoff) until that succeeded.
+// (with backoff) until that succeeded. With a service listener it follows env-manager's
+// StreamHealth (reconnecting with backoff) and reports each service's health when it is
+// first seen and whenever it changes (the orchestrator turns these into events).
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stop_token>
@@ -47,6 +50,10 @@ class EnvManagerClient {
   void start(bool needed);
   void stop();
 
+  using ServiceListener = std::function<void(const std::string& service, bool healthy, const std::string& message)>;
+  // Set before start(); called on the client's own thread.
+  void setServiceListener(ServiceListener fn) { service_listener_ = std::move(fn); }
+
   // "ready", "connecting", "unreachable: ...", plus the ensure_services state.
   std::string linkState() const;
   bool linkReady() const;
@@ -66,6 +73,7 @@ class EnvManagerClient {
  private:
   void watch(std::stop_token stop);
   void ensure(std::stop_token stop);
+  void followHealth(std::stop_token stop);
   void addAuth(grpc::ClientContext& ctx) const;
   void refreshHardware();
 
@@ -76,8 +84,10 @@ class EnvManagerClient {
   std::string link_ = "not used";
   std::string services_;
   int gpus_ = 0;
+  ServiceListener service_listener_;
   std::jthread watcher_;
   std::jthread ensurer_;
+  std::jthread health_follower_;
 };
 
 }  // namespace dspy::orchestrator

@@ -14,7 +14,7 @@ Event makeEvent(std::string type, Payload data, std::string source) {
   e.id = newUuid();
   e.type = std::move(type);
   e.source = std::move(source);
-  for (const char* key : {"task_id", "run_id", "workflow_id", "job_id"}) {
+  for (const char* key : {"task_id", "run_id", "workflow_id", "job_id", "service_name"}) {
     auto it = data.find(key);
     if (it != data.end() && !it->second.empty()) {
       e.resource_id = it->second;

@@ -24,7 +24,7 @@ struct Event {
   std::int64_t seq = 0;           // position in the outbox (set when stored; grows)
   std::string id;                 // UUID v4, set when the event is made
   std::string type;               // task_submitted, workflow_step_completed, ...
-  std::string resource_id;        // first of data's task_id, run_id, workflow_id, job_id
+  std::string resource_id;        // first of data's task_id, run_id, workflow_id, job_id, service_name
   std::int64_t resource_seq = 0;  // 1, 2, ... per resource (set when stored)
   std::int64_t ts_ns = 0;         // unix nanoseconds of the commit (set when stored)
   std::string source = "orchestrator";
@@ -35,7 +35,7 @@ struct Event {
 };
 
 // A fresh event with a new id; resource_id from `data` (first of task_id, run_id,
-// workflow_id, job_id), copied into data["resource_id"].
+// workflow_id, job_id, then service_name), copied into data["resource_id"].
 Event makeEvent(std::string type, Payload data, std::string source = "orchestrator");
 
 // The event a task write causes: insert -> task_submitted; otherwise by the new status:

@@ -404,6 +404,23 @@ def test_ensure_services_brings_up_what_the_orchestrator_needs(stubs, orch):
         st = m.status(["redis"])
         assert st["redis"].status == "running"
         assert st["redis"].container_id
+        # env-manager's health verdicts are relayed as events: redis healthy, from env-manager.
+
+        def redis_events():
+            call = o.stub.StreamEvents(o.pb.StreamEventsRequest(event_types=["service_status"], since_timestamp=1),
+                                       timeout=3)
+            got = []
+            try:
+                for ev in call:
+                    got.append(ev)
+            except grpc.RpcError:
+                pass  # the deadline ends the replay
+            return [e for e in got if e.resource_id == "redis"]
+
+        eventually(lambda: any(e.data["status"] == "healthy" for e in redis_events()), 30,
+                   what="a service_status event for redis")
+        ev = [e for e in redis_events() if e.data["status"] == "healthy"][0]
+        assert ev.source == "env-manager" and ev.data["service_name"] == "redis"
     finally:
         m.close()
 

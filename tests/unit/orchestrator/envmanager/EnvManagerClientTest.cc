@@ -53,6 +53,49 @@ class FakeEnvManager final : public pb::EnvManagerService::CallbackService {
     return new Reactor(fail);
   }
 
+  // The first call reports redis healthy twice, then unhealthy, and ends (as when
+  // env-manager restarts); later calls report redis unhealthy and stay open.
+  std::atomic<int> health_calls{0};
+  grpc::ServerWriteReactor<pb::HealthUpdate>* StreamHealth(grpc::CallbackServerContext*,
+                                                           const pb::StreamHealthRequest*) override {
+    class Reactor final : public grpc::ServerWriteReactor<pb::HealthUpdate> {
+     public:
+      explicit Reactor(bool first) : hold_(!first) {
+        for (bool healthy : first ? std::vector<bool>{true, true, false} : std::vector<bool>{false}) {
+          pb::HealthUpdate u;
+          u.set_service_name("redis");
+          u.set_healthy(healthy);
+          u.set_message(healthy ? "PONG" : "no answer");
+          queue_.push_back(u);
+        }
+        next();
+      }
+      void OnWriteDone(bool ok) override {
+        if (!ok) return Finish(grpc::Status::CANCELLED);
+        next();
+      }
+      void OnCancel() override {
+        if (hold_ && queue_.empty()) Finish(grpc::Status::CANCELLED);
+      }
+      void OnDone() override { delete this; }
+
+     private:
+      void next() {
+        if (!queue_.empty()) {
+          current_ = queue_.front();
+          queue_.erase(queue_.begin());
+          StartWrite(&current_);
+        } else if (!hold_) {
+          Finish(grpc::Status::OK);
+        }
+      }
+      bool hold_;
+      std::vector<pb::HealthUpdate> queue_;
+      pb::HealthUpdate current_;
+    };
+    return new Reactor(health_calls++ == 0);
+  }
+
   grpc::ServerUnaryReactor* ExecuteTask(grpc::CallbackServerContext* ctx, const pb::ExecuteTaskRequest* req,
                                         pb::ExecuteTaskResponse* resp) override {
     remember(ctx);
@@ -148,4 +191,23 @@ TEST_CASE("an unused link is never dialled; an unreachable one says so", "[envma
   CHECK_FALSE(client.linkReady());
   auto r = client.executeTask("t", "cpu", {}, 1s, {});
   CHECK(r.kind() == dspy::ErrorKind::Unavailable);
+}
+
+TEST_CASE("service health from env-manager's StreamHealth: first state and changes, across a reconnect",
+          "[envmanager-link]") {
+  Server env;
+  dspy::FakeClock clock;  // the reconnect backoff passes at once
+  std::mutex mu;
+  std::vector<std::string> seen;
+  EnvManagerClient client({.address = env.address()}, clock);
+  client.setServiceListener([&](const std::string& service, bool healthy, const std::string& message) {
+    std::lock_guard lock(mu);
+    seen.push_back(service + (healthy ? " healthy " : " unhealthy ") + message);
+  });
+  client.start(true);
+  REQUIRE(eventually([&] { return env.service.health_calls >= 2; }, 10s));
+  client.stop();  // ends the held stream
+  std::lock_guard lock(mu);
+  // The repeated "healthy" and the unchanged state after the reconnect are not told again.
+  CHECK(seen == std::vector<std::string>{"redis healthy PONG", "redis unhealthy no answer"});
 }
