@@ -1,45 +1,11 @@
 // Runs local commands for the `process` executor.
 #include "orchestrator/executors/ProcessExecutor.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/eventfd.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <regex>
 
-extern char** environ;
+#include "common/Subprocess.h"
 
 namespace dspy::orchestrator {
-namespace {
-
-// Keeps the last `cap` bytes written to it.
-struct Tail {
-  std::size_t cap;
-  std::string data;
-  bool truncated = false;
-  void add(const char* p, std::size_t n) {
-    data.append(p, n);
-    if (data.size() > cap) {
-      data.erase(0, data.size() - cap);
-      truncated = true;
-    }
-  }
-};
-
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-}  // namespace
 
 void ProcessExecutor::setConfig(ProcessExecutorConfig cfg) {
   auto next = std::make_shared<const ProcessExecutorConfig>(std::move(cfg));
@@ -118,120 +84,34 @@ ExecOutcome ProcessExecutor::execute(const ExecRequest& req, std::stop_token can
   const auto cfg = config();
   auto planned = plan(*cfg, req.payload, &req);
   if (!planned) return ExecOutcome::failure(planned.error(), false);
-  const Plan& p = planned.value();
-
-  int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return ExecOutcome::failure(std::string("pipe: ") + std::strerror(errno), true);
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    ::close(out_pipe[0]);
-    ::close(out_pipe[1]);
-    return ExecOutcome::failure(std::string("pipe: ") + std::strerror(errno), true);
-  }
-  Fd out_r{out_pipe[0]}, err_r{err_pipe[0]};
-  Fd out_w{out_pipe[1]}, err_w{err_pipe[1]};
-
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out_w.fd, 1);
-  posix_spawn_file_actions_adddup2(&fa, err_w.fd, 2);
-  if (!p.cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, p.cwd.c_str());
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  // The daemon blocks its signals for the signal thread; the child must not inherit that.
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-  std::vector<char*> argv, envp;
-  for (const auto& a : p.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (const auto& e : p.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-
-  const auto started = std::chrono::steady_clock::now();
-  pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    return ExecOutcome::failure("cannot start '" + p.argv[0] + "'" + (p.cwd.empty() ? "" : " in " + p.cwd) + ": " +
-                                    std::strerror(rc),
-                                false);
-  }
-  ::close(out_w.fd);
-  ::close(err_w.fd);
-  out_w.fd = err_w.fd = -1;
-
-  // Cancellation wakes the poll below through an eventfd: no polling loop.
-  Fd wake{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
-  std::stop_callback on_cancel(cancel, [&wake] {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake.fd, &one, sizeof one);
-  });
-
-  Tail out{static_cast<std::size_t>(cfg->output_tail_bytes)}, err{static_cast<std::size_t>(cfg->output_tail_bytes)};
-  const auto deadline = started + req.timeout;
-  bool timed_out = false, cancelled = false, killed = false;
-  bool out_open = true, err_open = true;
-  char buf[8192];
-  while (out_open || err_open) {
-    if (!killed && (timed_out || cancelled)) {
-      ::kill(-pid, SIGKILL);
-      killed = true;
-    }
-    int wait_ms = -1;
-    if (!killed) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) {
-        timed_out = true;
-        continue;
-      }
-      wait_ms = static_cast<int>(std::min<std::int64_t>(left.count() + 1, 1'000'000));
-    }
-    pollfd fds[3] = {{out_open ? out_r.fd : -1, POLLIN, 0}, {err_open ? err_r.fd : -1, POLLIN, 0}, {wake.fd, POLLIN, 0}};
-    const int n = ::poll(fds, 3, wait_ms);
-    if (n < 0 && errno != EINTR) break;
-    if (fds[2].revents & POLLIN) cancelled = true;
-    for (int i = 0; i < 2; ++i) {
-      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      const ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
-      if (got > 0) {
-        (i == 0 ? out : err).add(buf, static_cast<std::size_t>(got));
-      } else if (got == 0 || errno != EINTR) {
-        (i == 0 ? out_open : err_open) = false;
-      }
-    }
-  }
-  int wstatus = 0;
-  while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-  }
-  // Whatever the command left behind in its group goes too.
-  ::kill(-pid, SIGKILL);
-  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  Plan& p = planned.value();
+  SubprocessSpec spec;
+  spec.argv = std::move(p.argv);
+  spec.cwd = std::move(p.cwd);
+  spec.env = std::move(p.env);
+  spec.timeout = req.timeout;
+  spec.tail_bytes = static_cast<std::size_t>(cfg->output_tail_bytes);
+  const SubprocessResult r = runSubprocess(spec, cancel);
+  if (!r.spawn_error.empty()) return ExecOutcome::failure(r.spawn_error, false);
 
   ExecOutcome o;
-  o.result["stdout"] = out.data;
-  o.result["stderr"] = err.data;
-  if (out.truncated || err.truncated) o.result["output_truncated"] = "true";
-  o.result["duration_ms"] = std::to_string(static_cast<std::int64_t>(ms));
-  if (WIFEXITED(wstatus)) o.result["exit_code"] = std::to_string(WEXITSTATUS(wstatus));
-  if (WIFSIGNALED(wstatus)) o.result["signal"] = std::to_string(WTERMSIG(wstatus));
-  if (cancelled) {
+  o.result["stdout"] = r.out;
+  o.result["stderr"] = r.err;
+  if (r.truncated) o.result["output_truncated"] = "true";
+  o.result["duration_ms"] = std::to_string(r.duration.count());
+  if (r.exit_code >= 0) o.result["exit_code"] = std::to_string(r.exit_code);
+  if (r.signal != 0) o.result["signal"] = std::to_string(r.signal);
+  if (r.cancelled) {
     o.error = "cancelled; the process group was killed";
     o.retryable = false;
-  } else if (timed_out) {
+  } else if (r.timed_out) {
     o.error = "timed out after " + std::to_string(req.timeout.count()) + " ms; the process group was killed";
-  } else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) {
+  } else if (r.exit_code == 0) {
     o.success = true;
-  } else if (WIFEXITED(wstatus)) {
-    o.error = "exit code " + std::to_string(WEXITSTATUS(wstatus));
+  } else if (r.exit_code > 0) {
+    o.error = "exit code " + std::to_string(r.exit_code);
   } else {
-    o.error = "killed by signal " + std::to_string(WTERMSIG(wstatus));
+    o.error = "killed by signal " + std::to_string(r.signal);
   }
   return o;
 }
