@@ -1,6 +1,8 @@
 // Registry setup with build info and process gauges.
 #include "common/Metrics.h"
 
+#include <prometheus/counter.h>
+
 #include <dirent.h>
 #include <prometheus/gauge.h>
 #include <prometheus/registry.h>
@@ -75,6 +77,11 @@ std::string Metrics::render() {
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, registry_->Collect());
   return out.str();
+}
+
+void CounterFollower::to(double total) {
+  if (total > seen) counter->Increment(total - seen);
+  seen = total;
 }
 
 }  // namespace dspy

@@ -9,10 +9,18 @@
 
 namespace prometheus {
 class Registry;
+class Counter;
 class Gauge;
 }  // namespace prometheus
 
 namespace dspy {
+
+// A counter that follows a total kept elsewhere (read at scrape time).
+struct CounterFollower {
+  prometheus::Counter* counter;
+  double seen = 0;
+  void to(double total);
+};
 
 class Metrics {
  public:

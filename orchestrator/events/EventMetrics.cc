@@ -9,18 +9,6 @@
 
 namespace dspy::orchestrator {
 
-namespace {
-// A counter that follows a total read from elsewhere.
-struct Follower {
-  prometheus::Counter* counter;
-  double seen = 0;
-  void to(double total) {
-    if (total > seen) counter->Increment(total - seen);
-    seen = total;
-  }
-};
-}  // namespace
-
 void attachEventMetrics(Metrics& metrics, EventLog& log, const KafkaRelay* relay) {
   auto& r = metrics.registry();
   auto* pending = &prometheus::BuildGauge()
@@ -33,24 +21,24 @@ void attachEventMetrics(Metrics& metrics, EventLog& log, const KafkaRelay* relay
                       .Help("Age of the oldest event not yet delivered to Kafka (0: none)")
                       .Register(r)
                       .Add({});
-  auto stored = std::make_shared<Follower>(Follower{&prometheus::BuildCounter()
+  auto stored = std::make_shared<CounterFollower>(CounterFollower{&prometheus::BuildCounter()
                                                          .Name("orchestrator_events_stored_total")
                                                          .Help("Events written to the outbox")
                                                          .Register(r)
                                                          .Add({})});
-  std::shared_ptr<Follower> delivered, failed, restarts;
+  std::shared_ptr<CounterFollower> delivered, failed, restarts;
   if (relay != nullptr) {
-    delivered = std::make_shared<Follower>(Follower{&prometheus::BuildCounter()
+    delivered = std::make_shared<CounterFollower>(CounterFollower{&prometheus::BuildCounter()
                                                          .Name("orchestrator_kafka_events_delivered_total")
                                                          .Help("Events acknowledged by the Kafka broker")
                                                          .Register(r)
                                                          .Add({})});
-    failed = std::make_shared<Follower>(Follower{&prometheus::BuildCounter()
+    failed = std::make_shared<CounterFollower>(CounterFollower{&prometheus::BuildCounter()
                                                       .Name("orchestrator_kafka_delivery_failures_total")
                                                       .Help("Delivery reports with an error (the event is sent again)")
                                                       .Register(r)
                                                       .Add({})});
-    restarts = std::make_shared<Follower>(Follower{&prometheus::BuildCounter()
+    restarts = std::make_shared<CounterFollower>(CounterFollower{&prometheus::BuildCounter()
                                                         .Name("orchestrator_kafka_relay_restarts_total")
                                                         .Help("Times the relay went back to the oldest pending event")
                                                         .Register(r)
