@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -28,6 +29,8 @@ struct ExecOutcome {
   std::string error;
   // False when another attempt cannot help (bad payload, not allowed, cancelled).
   bool retryable = true;
+  // Set by a resumable executor's detach(): the attempt goes on outside the process.
+  bool detached = false;
 
   static ExecOutcome failure(std::string error, bool retryable) {
     ExecOutcome o;
@@ -48,6 +51,22 @@ class Executor {
     return Status::Ok();
   }
   virtual ExecOutcome execute(const ExecRequest& req, std::stop_token cancel) = 0;
+
+  // Asynchronous executors (Slurm) hand work to something outside the process: `launch`
+  // starts the attempt on the calling thread and returns; `finish` runs exactly once,
+  // later, on any thread, never under the engine's lock. `cancel` asks for the work to
+  // be stopped. The default runs execute() there and then.
+  using Finish = std::function<void(ExecOutcome)>;
+  virtual bool asynchronous() const { return false; }
+  virtual void launch(const ExecRequest& req, std::stop_token cancel, Finish finish) {
+    finish(execute(req, cancel));
+  }
+  // Resumable executors' attempts outlive the orchestrator (a Slurm job keeps running):
+  // on shutdown the engine calls detach() instead of cancelling them, which finishes
+  // every launched attempt with `detached` set; after a restart the same attempt is
+  // launched again and the executor adopts what it left.
+  virtual bool resumable() const { return false; }
+  virtual void detach() {}
 };
 
 // Completes at once with an empty result, running nothing: for dry runs and for
@@ -59,21 +78,6 @@ class NoopExecutor final : public Executor {
     ExecOutcome o;
     o.success = true;
     return o;
-  }
-};
-
-// The seam the Slurm integration fills. Until it exists every task of a slurm class
-// fails with a message that says so; it never reports success.
-class SlurmExecutor final : public Executor {
- public:
-  std::string kind() const override { return "slurm"; }
-  Status validate(const Payload&) const override {
-    return Error{"this orchestrator build cannot submit Slurm jobs yet (the slurm executor is not built); "
-                 "use a class with the process, container or http executor",
-                 ErrorKind::FailedPrecondition};
-  }
-  ExecOutcome execute(const ExecRequest&, std::stop_token) override {
-    return ExecOutcome::failure("the slurm executor is not built in this orchestrator", false);
   }
 };
 

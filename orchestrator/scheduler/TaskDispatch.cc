@@ -33,7 +33,8 @@ void TaskEngine::dispatchLocked(ClassState& cs) {
     Entry& e = tasks_.at(node.mapped());
     e.rec.status = TaskStatus::Running;
     e.rec.attempts += 1;
-    e.rec.started_ms = nowMs();
+    if (!e.resuming || e.rec.started_ms == 0) e.rec.started_ms = nowMs();
+    e.resuming = false;
     e.rec.not_before_ms = 0;
     e.started_at = clock_.monotonicTime();
     e.cancel = std::stop_source();
@@ -67,6 +68,20 @@ void TaskEngine::dispatchLocked(ClassState& cs) {
 
 void TaskEngine::runAttempt(std::string id, ExecRequest req, std::shared_ptr<Executor> ex, std::stop_token cancel) {
   const auto started = clock_.monotonicTime();
+  if (ex->asynchronous()) {
+    // The attempt goes on outside this thread; it ends through `finish`, exactly once.
+    auto finish = [this, id, started](ExecOutcome outcome) {
+      finishAttempt(id, std::move(outcome), clock_.monotonicTime() - started, started);
+      std::lock_guard lock(mu_);
+      if (--running_threads_ == 0) threads_cv_.notify_all();
+    };
+    try {
+      ex->launch(req, cancel, finish);
+    } catch (const std::exception& err) {
+      finish(ExecOutcome::failure(std::string("executor error: ") + err.what(), true));
+    }
+    return;
+  }
   ExecOutcome outcome;
   try {
     outcome = ex->execute(req, cancel);
@@ -86,6 +101,12 @@ void TaskEngine::finishAttempt(const std::string& id, ExecOutcome outcome, std::
   Entry& e = it->second;
   ClassState& cs = classes_.at(runsUnder(e.rec.cls));
   --cs.inflight;
+  if (outcome.detached) {
+    // A resumable attempt left running at shutdown: the store keeps "running, attempt
+    // N", and the next process adopts it.
+    dispatchLocked(cs);
+    return;
+  }
   ++totals_.processed;
   observer_.onAttemptEnded(runsUnder(e.rec.cls), std::chrono::duration<double>(latency).count());
   const int queued = static_cast<int>(cs.queue.size());

@@ -50,7 +50,7 @@ Status TaskEngine::recover() {
     if (st == TaskStatus::Failed) totals_.failed += n;
     if (st == TaskStatus::Cancelled) totals_.cancelled += n;
   }
-  int requeued = 0, retried = 0, failed = 0;
+  int requeued = 0, retried = 0, failed = 0, resumed = 0;
   for (auto& rec : rows.value()) {
     Entry& e = tasks_[rec.id];
     e.rec = std::move(rec);
@@ -64,7 +64,14 @@ Status TaskEngine::recover() {
       persistLocked(e);
       continue;
     }
-    if (e.rec.status == TaskStatus::Running) {
+    if (e.rec.status == TaskStatus::Running && cs->second.executor->resumable()) {
+      // Its work (a Slurm job) went on without us: the same attempt is launched again
+      // and its executor adopts the work. Nothing to write until it is dispatched.
+      e.rec.status = TaskStatus::Pending;
+      e.rec.attempts -= 1;
+      e.resuming = true;
+      ++resumed;
+    } else if (e.rec.status == TaskStatus::Running) {
       // The process died while this attempt ran: that attempt counts as failed.
       if (e.rec.attempts < policyOf(e, cs->second).max_attempts) {
         e.rec.status = TaskStatus::Pending;
@@ -85,11 +92,17 @@ Status TaskEngine::recover() {
     }
     enqueueLocked(e);
   }
-  if (requeued + retried + failed > 0) {
-    spdlog::info("recovered {} queued task(s); {} interrupted task(s) will be retried, {} failed", requeued, retried,
-                 failed);
+  if (requeued + retried + failed + resumed > 0) {
+    spdlog::info("recovered {} queued task(s); {} interrupted task(s) will be retried, {} failed, {} resumed", requeued,
+                 retried, failed, resumed);
   }
   return Status::Ok();
+}
+
+std::string TaskEngine::executorOf(const std::string& cls) {
+  std::lock_guard lock(mu_);
+  auto it = classes_.find(runsUnder(cls));
+  return it == classes_.end() ? std::string() : it->second.executor->kind();
 }
 
 void TaskEngine::start() {
@@ -107,12 +120,22 @@ void TaskEngine::stop() {
     std::unique_lock lock(mu_);
     if (stopping_) return;
     stopping_ = true;
+    std::set<Executor*> resumable;
     for (auto& [id, e] : tasks_) {
       if (e.rec.status == TaskStatus::Running) {
         e.interrupted = true;
-        e.cancel.request_stop();
+        auto& ex = classes_.at(runsUnder(e.rec.cls)).executor;
+        if (ex->resumable()) {
+          resumable.insert(ex.get());
+        } else {
+          e.cancel.request_stop();
+        }
       }
     }
+    // Detached attempts finish at once (through finishAttempt, which takes the lock).
+    lock.unlock();
+    for (Executor* ex : resumable) ex->detach();
+    lock.lock();
     threads_cv_.wait(lock, [this] { return running_threads_ == 0; });
   }
   if (timer_.joinable()) {

@@ -95,11 +95,13 @@ class TaskEngine {
 
   // Reads unfinished tasks from the store: queued ones are queued again; ones that
   // were running when the process died count as a failed attempt and are retried or
-  // failed by their class's policy. Call once, before start().
+  // failed by their class's policy, except under a resumable executor (Slurm), whose
+  // attempt is launched again and adopted. Call once, before start().
   Status recover();
   void start();
   // Stops dispatching, cancels running attempts (they go back to the queue without
-  // using up an attempt) and waits until the store has everything.
+  // using up an attempt; a resumable executor's attempts are detached and stay
+  // "running" in the store) and waits until the store has everything.
   void stop();
 
   // Validates and stores a task; `done` runs once it is durable (or refused), on
@@ -129,6 +131,8 @@ class TaskEngine {
   // be quick and must not wait for the store. Set it before start().
   void setListener(std::function<void(const TaskRecord&)> listener) { listener_ = std::move(listener); }
   bool hasClass(const std::string& cls) const { return cfg_.classes.count(cls) > 0; }
+  // The executor kind tasks of class `cls` run on ("" when the class is refused).
+  std::string executorOf(const std::string& cls);
   std::string storeHealth() { return store_.health(); }
 
  private:
@@ -139,6 +143,9 @@ class TaskEngine {
     std::stop_source cancel{std::nostopstate};  // a fresh one per attempt
     bool cancel_requested = false;
     bool interrupted = false;  // stopped by our own shutdown
+    // A resumable executor's attempt that outlived the last process: launched again as
+    // the same attempt (its executor adopts the work), keeping its start time.
+    bool resuming = false;
     Clock::MonotonicTime queued_at{};
     Clock::MonotonicTime started_at{};
   };
