@@ -112,6 +112,25 @@ int submit(pb::OrchestratorService::Stub& stub, const Options& o) {
   return last == "completed" ? 0 : 1;
 }
 
+nlohmann::json toJson(const pb::SlurmJob& j) {
+  return {{"job_id", j.job_id()},           {"status", j.status()},       {"slurm_state", j.slurm_state()},
+          {"attempt", j.attempt()},         {"exit_code", j.exit_code()}, {"reason", j.reason()},
+          {"error", j.error()},             {"submit_time_ms", j.submit_time_ms()},
+          {"start_time_ms", j.start_time_ms()}, {"end_time_ms", j.end_time_ms()},
+          {"output_path", j.output_path()}, {"nodes", j.nodes()},         {"template", j.template_name()}};
+}
+
+void printSlurmJob(const pb::SlurmJob& j) {
+  std::printf("  slurm job: %s  %s  attempt=%d", j.job_id().empty() ? "(not submitted)" : j.job_id().c_str(),
+              j.slurm_state().c_str(), j.attempt());
+  if (j.exit_code() >= 0) std::printf("  exit=%d", j.exit_code());
+  if (!j.nodes().empty()) std::printf("  nodes=%s", j.nodes().c_str());
+  if (!j.reason().empty()) std::printf("  reason=%s", j.reason().c_str());
+  std::printf("\n");
+  if (!j.output_path().empty()) std::printf("  slurm output: %s\n", j.output_path().c_str());
+  if (!j.error().empty()) std::printf("  slurm error: %s\n", j.error().c_str());
+}
+
 int show(pb::OrchestratorService::Stub& stub, const Options& o) {
   if (!oneId(o, "show")) return 2;
   grpc::ClientContext ctx;
@@ -121,9 +140,12 @@ int show(pb::OrchestratorService::Stub& stub, const Options& o) {
   pb::GetTaskStatusResponse resp;
   if (auto s = stub.GetTaskStatus(&ctx, req, &resp); !s.ok()) return failed(s, "show");
   if (o.json) {
-    std::printf("%s\n", toJson(resp.task()).dump(2).c_str());
+    nlohmann::json j = toJson(resp.task());
+    if (resp.has_slurm_job()) j["slurm_job"] = toJson(resp.slurm_job());
+    std::printf("%s\n", j.dump(2).c_str());
   } else {
     printTask(resp.task());
+    if (resp.has_slurm_job()) printSlurmJob(resp.slurm_job());
   }
   return 0;
 }

@@ -166,6 +166,34 @@ void describe(config::Schema& schema, OrchestratorConfig& cfg) {
     }
     return Status::Ok();
   });
+  schema.string("slurm.templates_dir", &cfg.slurm.templates_dir, "SLURM_TEMPLATES_DIR");
+  schema.string("slurm.work_dir", &cfg.slurm.work_dir, "SLURM_WORK_DIR");
+  schema.string("slurm.default_template", &cfg.slurm.default_template);
+  schema.string("slurm.bin_dir", &cfg.slurm.commands.bin_dir);
+  schema.string("slurm.conf", &cfg.slurm.commands.conf, "SLURM_CONF");
+  schema.choice("slurm.accounting", &cfg.slurm.commands.accounting, {"auto", "sacct", "scontrol"});
+  schema.custom("slurm.command_timeout_ms", [&cfg](const YAML::Node& n, const std::string& f, const std::string& p) -> Status {
+    std::int64_t v = 0;
+    if (!n.IsScalar() || !YAML::convert<std::int64_t>::decode(n, v) || v < 100 || v > 600'000) {
+      return Error{config::locate(f, n, "key '" + p + "': expected a whole number of milliseconds, 100-600000")};
+    }
+    cfg.slurm.commands.timeout = std::chrono::milliseconds(v);
+    return Status::Ok();
+  });
+  schema.integer("slurm.poll_min_ms", &cfg.slurm.poll_min_ms, 10, 3'600'000);
+  schema.integer("slurm.poll_max_ms", &cfg.slurm.poll_max_ms, 10, 3'600'000);
+  schema.integer("slurm.unreachable_deadline_s", &cfg.slurm.unreachable_deadline_s, 1, 30 * 86'400);
+  schema.integer("slurm.submit_wait_ms", &cfg.slurm.submit_wait_ms, 0, 600'000);
+  schema.integer("slurm.lost_after_misses", &cfg.slurm.lost_after_misses, 1, 1000);
+  schema.integer("slurm.output_tail_bytes", &cfg.slurm.output_tail_bytes, 0, 1 << 20);
+  schema.check([&cfg]() -> Status {
+    if (cfg.slurm.poll_max_ms < cfg.slurm.poll_min_ms) {
+      return Error{"key 'slurm.poll_max_ms': must be >= slurm.poll_min_ms (" + std::to_string(cfg.slurm.poll_min_ms) + ")"};
+    }
+    if (cfg.slurm.work_dir.empty()) cfg.slurm.work_dir = cfg.store.dir + "/slurm";
+    if (cfg.slurm.default_template.empty()) return Error{"key 'slurm.default_template': must not be empty"};
+    return Status::Ok();
+  });
   schema.integer("events.retention_hours", &cfg.events.retention_hours, 1, 24 * 3650);
   schema.integer("events.stream_buffer", &cfg.events.stream_buffer, 100, 10'000'000);
   schema.check([&cfg]() -> Status {

@@ -9,6 +9,7 @@
 #include "common/ServerConfig.h"
 #include "orchestrator/envmanager/EnvManagerClient.h"
 #include "orchestrator/events/KafkaRelay.h"
+#include "orchestrator/slurm/SlurmExecutor.h"
 #include "orchestrator/executors/ProcessExecutor.h"
 #include "orchestrator/scheduler/TaskEngine.h"
 #include "orchestrator/workflows/WorkflowEngine.h"
@@ -41,6 +42,7 @@ struct OrchestratorConfig {
   WorkflowConfig workflows;
   KafkaConfig kafka;
   EventsConfig events;
+  SlurmConfig slurm;
 };
 
 // Checks a Kafka broker list ("host:port,host:port", each optionally with a

@@ -13,6 +13,7 @@
 #include "orchestrator/executors/ContainerExecutor.h"
 #include "orchestrator/executors/HttpExecutor.h"
 #include "orchestrator/scheduler/EngineMetrics.h"
+#include "orchestrator/slurm/SlurmMetrics.h"
 
 namespace {
 
@@ -26,6 +27,7 @@ struct Orchestrator {
   std::jthread pruner;
   std::shared_ptr<ProcessExecutor> process;
   std::shared_ptr<HttpExecutor> http;
+  std::shared_ptr<SlurmExecutor> slurm;
   std::unique_ptr<EnvManagerClient> env_manager;
   std::unique_ptr<EngineMetrics> metrics;  // outlives the engine that reports to it
   std::unique_ptr<TaskEngine> engine;
@@ -34,6 +36,7 @@ struct Orchestrator {
   ~Orchestrator() {
     if (workflows) workflows->stop();
     if (engine) engine->stop();
+    if (slurm) slurm->stop();  // after the engine: its jobs are detached, not cancelled
     if (env_manager) env_manager->stop();
     if (pruner.joinable()) {
       pruner.request_stop();
@@ -50,7 +53,8 @@ TaskEngine::Executors buildExecutors(const OrchestratorConfig& cfg, Orchestrator
   auto& process = o.process = std::make_shared<ProcessExecutor>(cfg.process);
   auto& http = o.http = std::make_shared<HttpExecutor>(cfg.runner_url);
   auto& env_manager = *o.env_manager;
-  auto slurm = std::make_shared<SlurmExecutor>();
+  auto& slurm = o.slurm = std::make_shared<SlurmExecutor>(
+      cfg.slurm, *o.store, std::make_shared<slurm::CliSlurmCommands>(cfg.slurm.commands));
   auto noop = std::make_shared<NoopExecutor>();
   for (const auto& [name, c] : cfg.engine.classes) {
     if (c.executor == "process") out[name] = process;
@@ -135,9 +139,11 @@ int main(int argc, char** argv) {
         }
         bool container = false;
         bool runner = false;
+        bool slurm_used = false;
         for (const auto& [name, c] : cfg.engine.classes) {
           container = container || c.executor == "container";
           runner = runner || c.executor == "http";
+          slurm_used = slurm_used || c.executor == "slurm";
         }
         const ServiceParts parts{.engine = *o->engine,
                                  .workflows = o->workflows.get(),
@@ -147,14 +153,18 @@ int main(int argc, char** argv) {
                                  .events = o->store.get(),
                                  .hub = o->hub.get(),
                                  .relay = o->relay.get(),
-                                 .kafka_degraded_depth = cfg.kafka.degraded_depth};
+                                 .kafka_degraded_depth = cfg.kafka.degraded_depth,
+                                 .slurm = slurm_used ? o->slurm.get() : nullptr,
+                                 .slurm_jobs = o->store.get()};
         o->service = std::make_unique<OrchestratorService>(parts, runtime.metrics());
         attachEventMetrics(runtime.metrics(), *o->store, o->relay.get());
         runtime.grpc().addService(o->service.get());
-        registerHttpApi(runtime.http(), *o->engine);
+        registerHttpApi(runtime.http(), *o->engine, slurm_used ? o->slurm.get() : nullptr, *o->store);
+        if (slurm_used) attachSlurmMetrics(runtime.metrics(), *o->slurm);
         registerWorkflowHttp(runtime.http(), *o->workflows);
         runtime.setHealthReporter([parts] { return healthReport(parts); });
         o->env_manager->start(container);
+        o->slurm->start();
         o->engine->start();
         if (dspy::Status s = o->workflows->recover(); !s.ok()) {
           return dspy::Error{"cannot resume workflow runs from " + o->store->path() + ": " + s.error()};

@@ -83,3 +83,45 @@ kafka_fetch() {
   cp "$KAFKA_VERSION_POM" "$KAFKA_DIR/libs/.pom"
   touch "$KAFKA_DIR/libs/.complete"
 }
+
+# Writes a single-node slurm.conf (the recipe of TEST-ENVIRONMENT.md): FILE HEADER
+# CLUSTER DIR LOGDIR [CTLD_PORT SLURMD_PORT]. State, spool and PID files go under DIR,
+# logs under LOGDIR; the ports default to Slurm's own.
+slurm_write_config() {
+  local file="$1" header="$2" cluster="$3" dir="$4" logs="$5" cport="${6:-}" dport="${7:-}"
+  local host cpus mem
+  host="$(hostname -s)"
+  cpus="$(nproc)"
+  mem=$(( $(free -m | awk '/^Mem:/{print $2}') - 1024 ))
+  mkdir -p "$dir/state" "$dir/spool" "$logs" "$(dirname "$file")"
+  {
+    echo "# $header"
+    echo "ClusterName=$cluster"
+    echo "SlurmctldHost=$host"
+    [[ -n "$cport" ]] && echo "SlurmctldPort=$cport"
+    [[ -n "$dport" ]] && echo "SlurmdPort=$dport"
+    cat <<CFG
+SlurmUser=root
+AuthType=auth/munge
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldPidFile=$dir/slurmctld.run.pid
+SlurmdPidFile=$dir/slurmd.run.pid
+SlurmctldLogFile=$logs/slurmctld.log
+SlurmdLogFile=$logs/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MpiDefault=none
+SlurmctldTimeout=30
+SlurmdTimeout=30
+NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CFG
+  } >"$file"
+}

@@ -57,41 +57,12 @@ registry_down() { stop_pid registry; }
 slurm_ready() { sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; }
 munge_ready() { munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
 slurm_write_conf() {
-  local host cpus mem
-  host="$(hostname -s)"
-  cpus="$(nproc)"
-  mem=$(( $(free -m | awk '/^Mem:/{print $2}') - 1024 ))
-  mkdir -p "$SLURM_DIR/state" "$SLURM_DIR/spool" /etc/slurm
   # Slurm's commands read /etc/slurm/slurm.conf; we own it only if it carries our marker.
   if [[ -f /etc/slurm/slurm.conf ]] && ! grep -q '^# dspy-agent test environment' /etc/slurm/slurm.conf; then
     die "/etc/slurm/slurm.conf exists and is not ours; refusing to overwrite it"
   fi
-  cat >/etc/slurm/slurm.conf <<CFG
-# dspy-agent test environment (written by scripts/test-env.sh)
-ClusterName=dspy
-SlurmctldHost=$host
-SlurmUser=root
-AuthType=auth/munge
-StateSaveLocation=$SLURM_DIR/state
-SlurmdSpoolDir=$SLURM_DIR/spool
-SlurmctldPidFile=$SLURM_DIR/slurmctld.pid
-SlurmdPidFile=$SLURM_DIR/slurmd.pid
-SlurmctldLogFile=$STATE/logs/slurmctld.log
-SlurmdLogFile=$STATE/logs/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-MpiDefault=none
-SlurmctldTimeout=30
-SlurmdTimeout=30
-NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
-CFG
+  slurm_write_config /etc/slurm/slurm.conf "dspy-agent test environment (written by scripts/test-env.sh)" \
+    dspy "$SLURM_DIR" "$STATE/logs"
 }
 slurm_up() {
   if slurm_ready; then log "slurm already answers"; return; fi

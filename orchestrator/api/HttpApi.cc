@@ -5,12 +5,41 @@
 #include <nlohmann/json.hpp>
 
 #include "common/Text.h"
+#include "orchestrator/events/Event.h"
 #include "orchestrator/api/TaskViews.h"
 
 namespace dspy::orchestrator {
 
-void registerHttpApi(HttpServer& http, TaskEngine& engine) {
-  http.route("POST", "/queue/submit", [&engine](const HttpRequest& req) {
+nlohmann::json slurmJobJson(const SlurmJobRecord& j) {
+  auto time = [](std::int64_t ms) { return rfc3339Ns(ms * 1'000'000); };
+  nlohmann::json out{{"id", j.job_id},
+                     {"task_id", j.task_id},
+                     {"status", slurmStatusWord(j.state)},
+                     {"slurm_state", j.state},
+                     {"attempt", j.attempt},
+                     {"template", j.template_name},
+                     {"output_path", j.output_path}};
+  if (j.submit_ms != 0) out["submit_time"] = time(j.submit_ms);
+  if (j.start_ms != 0) out["start_time"] = time(j.start_ms);
+  if (j.end_ms != 0) out["end_time"] = time(j.end_ms);
+  if (j.exit_code >= 0) out["exit_code"] = j.exit_code;
+  if (!j.error.empty()) out["error"] = j.error;
+  if (!j.reason.empty()) out["reason"] = j.reason;
+  if (!j.nodes.empty()) out["nodes"] = j.nodes;
+  return out;
+}
+
+void registerHttpApi(HttpServer& http, TaskEngine& engine, SlurmExecutor* slurm, SlurmJobStore& jobs) {
+  http.route("GET", "/slurm/status/([^/]+)", [&jobs](const HttpRequest& req) {
+    if (Status s = validateTaskId(req.matches[1]); !s.ok()) return HttpResponse::error(400, s.error());
+    auto job = jobs.latestSlurmJob(req.matches[1]);
+    if (!job) return HttpResponse::error(httpCode(job.kind()), job.error());
+    if (!job.value()) return HttpResponse::error(404, "no Slurm job for task '" + std::string(req.matches[1]) + "'");
+    HttpResponse resp;
+    resp.body = slurmJobJson(*job.value()).dump();
+    return resp;
+  });
+  http.route("POST", "/queue/submit", [&engine, slurm](const HttpRequest& req) {
     auto j = nlohmann::json::parse(req.body, nullptr, false);
     if (!j.is_object()) return HttpResponse::error(400, "body must be a JSON object");
     SubmitRequest s;
@@ -33,12 +62,30 @@ void registerHttpApi(HttpServer& http, TaskEngine& engine) {
       if (!j["payload"].is_object()) return HttpResponse::error(400, "'payload' must be a JSON object");
       for (const auto& [k, v] : j["payload"].items()) s.payload[k] = v.is_string() ? v.get<std::string>() : v.dump();
     }
+    const std::string cls = s.cls.empty() ? std::string("cpu_short") : s.cls;
     std::promise<Result<std::string>> answer;
     auto fut = answer.get_future();
     engine.submit(std::move(s), [&answer](Result<std::string> r) { answer.set_value(std::move(r)); });
     auto r = fut.get();
     if (!r) return HttpResponse::error(httpCode(r.kind()), r.error());
     HttpResponse resp;
+    if (slurm != nullptr && engine.executorOf(cls) == "slurm") {
+      // The old API answered with the Slurm job id: wait (bounded) for sbatch's answer.
+      const std::string id = r.value();
+      auto sub = slurm->awaitSubmission(id, std::chrono::milliseconds(slurm->config().submit_wait_ms));
+      if (sub && !sub->job_id.empty()) {
+        resp.body = nlohmann::json{{"ok", true}, {"id", id}, {"slurm_job_id", sub->job_id}, {"status", "submitted"}}.dump();
+      } else if (sub) {
+        resp.status = 400;
+        resp.body = nlohmann::json{{"ok", false}, {"id", id}, {"status", "refused"}, {"error", sub->error}}.dump();
+      } else {
+        // Queued behind the class's limit, or slurmctld is away: the job id comes later
+        // (GET /slurm/status/{id}).
+        resp.status = 202;
+        resp.body = nlohmann::json{{"ok", true}, {"id", id}, {"status", "queued"}}.dump();
+      }
+      return resp;
+    }
     resp.body = nlohmann::json{{"ok", true}, {"id", r.value()}}.dump();
     return resp;
   });

@@ -74,7 +74,12 @@ HealthReport healthReport(const ServiceParts& parts) {
   } else {
     r.components["kafka"] = "not configured";
   }
-  r.components["slurm"] = "not configured";
+  if (parts.slurm != nullptr) {
+    r.components["slurm"] = parts.slurm->health();
+    if (r.components["slurm"] != "ok" && r.status == "ok") r.status = "degraded";
+  } else {
+    r.components["slurm"] = "not configured";
+  }
   return r;
 }
 
@@ -111,6 +116,25 @@ grpc::ServerUnaryReactor* OrchestratorService::GetTaskStatus(grpc::CallbackServe
   for (const auto& [k, v] : t.value().result) (*resp->mutable_result())[k] = v;
   resp->set_error(t.value().error);
   fill(t.value(), resp->mutable_task());
+  if (parts_.slurm_jobs != nullptr) {
+    if (auto job = parts_.slurm_jobs->latestSlurmJob(t.value().id); job && job.value()) {
+      const SlurmJobRecord& j = *job.value();
+      auto* out = resp->mutable_slurm_job();
+      out->set_job_id(j.job_id);
+      out->set_status(slurmStatusWord(j.state));
+      out->set_slurm_state(j.state);
+      out->set_attempt(j.attempt);
+      out->set_exit_code(j.exit_code);
+      out->set_reason(j.reason);
+      out->set_error(j.error);
+      out->set_submit_time_ms(j.submit_ms);
+      out->set_start_time_ms(j.start_ms);
+      out->set_end_time_ms(j.end_ms);
+      out->set_output_path(j.output_path);
+      out->set_nodes(j.nodes);
+      out->set_template_name(j.template_name);
+    }
+  }
   return finishNow(ctx, grpc::Status::OK);
 }
 

@@ -13,6 +13,7 @@
 #include "orchestrator/events/KafkaRelay.h"
 #include "orchestrator/executors/HttpExecutor.h"
 #include "orchestrator/scheduler/TaskEngine.h"
+#include "orchestrator/slurm/SlurmExecutor.h"
 #include "orchestrator/workflows/WorkflowEngine.h"
 #include "orchestrator/v1/orchestrator.grpc.pb.h"
 
@@ -30,6 +31,8 @@ struct ServiceParts {
   EventHub* hub = nullptr;     // live events
   KafkaRelay* relay = nullptr; // null when Kafka is not configured
   std::int64_t kafka_degraded_depth = 100'000;
+  SlurmExecutor* slurm = nullptr;        // null when no class runs on Slurm
+  SlurmJobStore* slurm_jobs = nullptr;   // the tasks' Slurm job rows
 };
 
 // What the orchestrator's parts look like from outside, for Health and /health.

@@ -99,4 +99,30 @@ OutboxStats MemoryTaskStore::outboxStats() {
   return st;
 }
 
+// Slurm job rows (kept with the events: both are small tables beside the tasks).
+void MemoryTaskStore::putSlurmJob(const SlurmJobRecord& job, std::vector<Event> events, Done done) {
+  writeOp(
+      [this, job] {
+        slurm_jobs_[{job.task_id, job.attempt}] = job;
+        return Status::Ok();
+      },
+      std::move(done), std::move(events));
+}
+
+Result<std::optional<SlurmJobRecord>> MemoryTaskStore::getSlurmJob(const std::string& task_id, int attempt) {
+  std::lock_guard lock(mu_);
+  auto it = slurm_jobs_.find({task_id, attempt});
+  if (it == slurm_jobs_.end()) return std::optional<SlurmJobRecord>();
+  return std::optional<SlurmJobRecord>(it->second);
+}
+
+Result<std::optional<SlurmJobRecord>> MemoryTaskStore::latestSlurmJob(const std::string& task_id) {
+  std::lock_guard lock(mu_);
+  auto it = slurm_jobs_.lower_bound({task_id, INT32_MAX});
+  if (it == slurm_jobs_.begin()) return std::optional<SlurmJobRecord>();
+  --it;
+  if (it->first.first != task_id) return std::optional<SlurmJobRecord>();
+  return std::optional<SlurmJobRecord>(it->second);
+}
+
 }  // namespace dspy::orchestrator

@@ -10,6 +10,7 @@
 
 #include "orchestrator/events/EventLog.h"
 #include "orchestrator/store/TaskStore.h"
+#include "orchestrator/slurm/SlurmJobs.h"
 #include "orchestrator/store/WriteQueue.h"
 #include "orchestrator/workflows/WorkflowRecords.h"
 
@@ -18,7 +19,7 @@ namespace dspy::orchestrator {
 // Keeps everything in memory. Writes go through the same WriteQueue as the SQLite
 // store's (batches, `done` on the queue's thread in submission order), so the engine
 // behaves the same on both. For tests and for the benchmarks' in-memory baseline.
-class MemoryTaskStore final : public TaskStore, public WorkflowStore, public EventLog {
+class MemoryTaskStore final : public TaskStore, public WorkflowStore, public EventLog, public SlurmJobStore {
  public:
   using Done = TaskStore::Done;
   MemoryTaskStore();
@@ -56,6 +57,11 @@ class MemoryTaskStore final : public TaskStore, public WorkflowStore, public Eve
   void pruneEvents(std::int64_t before_ns, int max_rows, std::function<void(Result<std::int64_t>)> done) override;
   OutboxStats outboxStats() override;
 
+  // SlurmJobStore
+  void putSlurmJob(const SlurmJobRecord& job, std::vector<Event> events, Done done) override;
+  Result<std::optional<SlurmJobRecord>> getSlurmJob(const std::string& task_id, int attempt) override;
+  Result<std::optional<SlurmJobRecord>> latestSlurmJob(const std::string& task_id) override;
+
  private:
   void commit(std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes);
   void commitTaskLocked(const WriteQueue::Write& w, Status& outcome);
@@ -77,6 +83,7 @@ class MemoryTaskStore final : public TaskStore, public WorkflowStore, public Eve
     std::int64_t delivered_ms = 0;
   };
   std::deque<StoredEvent> events_;
+  std::map<std::pair<std::string, int>, SlurmJobRecord> slurm_jobs_;
   std::map<std::string, std::int64_t> resource_seqs_;
   bool relayed_ = false;
   std::int64_t pending_ = 0;

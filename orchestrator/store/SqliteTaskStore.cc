@@ -117,6 +117,31 @@ CREATE INDEX outbox_pending ON outbox (seq) WHERE delivered_ms IS NULL;
 CREATE INDEX outbox_resource ON outbox (resource_id, resource_seq);
 CREATE TABLE event_resources (resource_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL) WITHOUT ROWID;
 )sql"},
+    // Slurm jobs, one row per (task, attempt); the first builds' draft table of that
+    // name held nothing and goes.
+    {4, R"sql(
+DROP TABLE IF EXISTS slurm_jobs;
+CREATE TABLE slurm_jobs (
+  task_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  job_id TEXT NOT NULL DEFAULT '',
+  state TEXT NOT NULL,
+  terminal INTEGER NOT NULL DEFAULT 0,
+  reason TEXT NOT NULL DEFAULT '',
+  error TEXT NOT NULL DEFAULT '',
+  exit_code INTEGER NOT NULL DEFAULT -1,
+  exit_signal INTEGER NOT NULL DEFAULT 0,
+  submit_ms INTEGER NOT NULL DEFAULT 0,
+  start_ms INTEGER NOT NULL DEFAULT 0,
+  end_ms INTEGER NOT NULL DEFAULT 0,
+  updated_ms INTEGER NOT NULL DEFAULT 0,
+  template TEXT NOT NULL DEFAULT '',
+  script_path TEXT NOT NULL DEFAULT '',
+  output_path TEXT NOT NULL DEFAULT '',
+  marker TEXT NOT NULL DEFAULT '',
+  nodes TEXT NOT NULL DEFAULT '',
+  PRIMARY KEY (task_id, attempt)) WITHOUT ROWID;
+)sql"},
 };
 static_assert(kMigrations[std::size(kMigrations) - 1].version == SqliteTaskStore::kSchemaVersion,
               "kSchemaVersion is the last migration's version");

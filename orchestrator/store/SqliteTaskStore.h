@@ -15,10 +15,12 @@
 
 #include "orchestrator/events/EventLog.h"
 #include "orchestrator/store/TaskStore.h"
+#include "orchestrator/slurm/SlurmJobs.h"
 #include "orchestrator/store/WriteQueue.h"
 #include "orchestrator/workflows/WorkflowRecords.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace dspy::orchestrator {
 
@@ -27,7 +29,7 @@ enum class SyncMode {
   Full,    // also survives power loss: fsync on every group commit
 };
 
-class SqliteTaskStore final : public TaskStore, public WorkflowStore, public EventLog {
+class SqliteTaskStore final : public TaskStore, public WorkflowStore, public EventLog, public SlurmJobStore {
  public:
   using Done = TaskStore::Done;
   // Opens (creating if needed) `dir`/orchestrator.db and brings the schema up to date.
@@ -67,7 +69,12 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore, public Eve
   void pruneEvents(std::int64_t before_ns, int max_rows, std::function<void(Result<std::int64_t>)> done) override;
   OutboxStats outboxStats() override;
 
-  static constexpr int kSchemaVersion = 3;
+  // SlurmJobStore (SqliteSlurmJobs.cc)
+  void putSlurmJob(const SlurmJobRecord& job, std::vector<Event> events, Done done) override;
+  Result<std::optional<SlurmJobRecord>> getSlurmJob(const std::string& task_id, int attempt) override;
+  Result<std::optional<SlurmJobRecord>> latestSlurmJob(const std::string& task_id) override;
+
+  static constexpr int kSchemaVersion = 4;
   const std::string& path() const { return path_; }
 
  private:
@@ -81,6 +88,8 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore, public Eve
   Status storeEvents(std::vector<Event>& events);
   // A read on the reader connection.
   Status read(const std::function<Status(sqlite3*)>& fn);
+  Result<std::optional<SlurmJobRecord>> readSlurmJob(const std::string& where,
+                                                     const std::function<void(sqlite3_stmt*)>& bind);
   Result<std::vector<WorkflowRecord>> readWorkflows(const std::string& where, const std::string& id);
   Result<std::vector<RunRecord>> readRuns(const std::string& where, const std::function<void(void*)>& bind,
                                           bool with_steps);

@@ -10,8 +10,8 @@
 // `verifier` run a task whose class comes from execution_domain (gpu, cuda, accelerated
 // -> gpu_slurm, cpu_long -> cpu_long, else cpu_short) with the node's config as payload;
 // `reward` and `deployment` emit their event and succeed; `services` asks env-manager for
-// the named services; `training` needs the Slurm submitter and fails with that reason
-// until it exists. Events (workflow_started, workflow_step_*, workflow_reward, ...)
+// the named services; `training` runs a gpu_slurm task (a Slurm job from the template
+// named by `template`, else `slurm_profile`, else "rl") with its config as payload. Events (workflow_started, workflow_step_*, workflow_reward, ...)
 // are stored with the step or run write that causes them (the outbox). Payload values may refer to a run input, "${input.KEY}", or to a
 // result key of an upstream step, "${steps.NODE.KEY}", resolved when the step is ready.
 #pragma once

@@ -19,6 +19,8 @@ std::string asText(const json& v) { return v.is_string() ? v.get<std::string>() 
 // The task class a signature or verifier node runs under.
 std::string classOf(const NodeSpec& n) {
   if (n.type == "task" || n.type == "custom") return n.config.value("class", std::string("cpu_short"));
+  // Training runs as a Slurm job (its template: `template`, else `slurm_profile`, else rl).
+  if (n.type == "training") return n.config.value("class", std::string("gpu_slurm"));
   if (n.type == "reward" || n.type == "deployment") return n.config["task"].value("class", std::string("cpu_short"));
   const std::string domain = n.config.value("execution_domain", std::string());
   if (domain == "gpu" || domain == "cuda" || domain == "accelerated") return "gpu_slurm";
@@ -42,6 +44,10 @@ Payload payloadOf(const NodeSpec& n) {
     p[k] = asText(v);
   }
   if (n.type == "signature" || n.type == "verifier") p["node_type"] = n.type;
+  if (n.type == "training") {
+    p.erase("class");
+    if (!p.count("template")) p["template"] = p.count("slurm_profile") ? p["slurm_profile"] : std::string("rl");
+  }
   return p;
 }
 
@@ -101,11 +107,6 @@ void WorkflowEngine::readyLocked(Live& run, const std::string& node_id, Actions&
     }
     // With a `task`, the step is that task too (the event went out first).
   }
-  if (node.type == "training") {
-    finishStepLocked(run, node_id, StepStatus::Failed, {},
-                     "training steps submit Slurm jobs, and the Slurm submitter is not built yet", 0, out);
-    return;
-  }
   if (node.type == "services") {
     std::vector<std::string> names;
     for (const auto& s : node.config["services"]) names.push_back(s.get<std::string>());
@@ -131,13 +132,6 @@ void WorkflowEngine::readyLocked(Live& run, const std::string& node_id, Actions&
   // A task: its payload with references resolved, its class, the step's retry and timeout.
   SubmitRequest req;
   req.cls = classOf(node);
-  if (req.cls == "gpu_slurm") {
-    finishStepLocked(run, node_id, StepStatus::Failed, {},
-                     "execution_domain '" + node.config.value("execution_domain", std::string()) +
-                         "' runs on Slurm (class gpu_slurm), and the Slurm submitter is not built yet",
-                     0, out);
-    return;
-  }
   for (const auto& [k, v] : payloadOf(node)) {
     auto value = resolve(v, run.rec, run.index);
     if (!value) {

@@ -146,8 +146,8 @@ TEST_CASE("sqlite store: a new database gets the migrations' tables and version,
       },
       &version, nullptr);
   sqlite3_close(db);
-  CHECK(tables == std::vector<std::string>{"event_resources", "meta", "outbox", "tasks", "workflow_runs",
-                                           "workflow_steps", "workflow_versions", "workflows"});
+  CHECK(tables == std::vector<std::string>{"event_resources", "meta", "outbox", "slurm_jobs", "tasks",
+                                           "workflow_runs", "workflow_steps", "workflow_versions", "workflows"});
   CHECK(version == SqliteTaskStore::kSchemaVersion);
 }
 
