@@ -185,8 +185,8 @@ int main(int argc, char** argv) {
             o->process->setConfig(cfg.process);
             o->http->setUrl(cfg.runner_url);
             for (const auto& note : o->engine->reconfigure(cfg.engine)) spdlog::info("reload: {}", note);
-            spdlog::info("reload: task classes, executors' allowlist and runner URL applied; store.* and "
-                         "env_manager.* take effect after a restart");
+            spdlog::info("reload: task classes, executors' allowlist and runner URL applied; store.*, "
+                         "env_manager.*, kafka.* and slurm.* take effect after a restart");
           },
   };
   return dspy::runDaemon(argc, argv, spec);

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs the benchmarks of tests/bench against a release build and writes their JSON to
 # build/release/bench/. B1 needs dockerd (scripts/test-env.sh up docker) and the local
-# images; B6 needs the Kafka broker (scripts/test-env.sh up kafka); B2-B4 and B8 need
-# nothing running.
-# Usage: bench.sh [b1|b2|b3|b4|b5|b6 ...]   (default: b2 b3 b4)
+# images; B6 needs the Kafka broker (scripts/test-env.sh up kafka); B7 needs Slurm
+# (scripts/test-env.sh up slurm); B2-B4 and B8 need nothing running.
+# Usage: bench.sh [b1|b2|b3|b4|b5|b6|b7 ...]   (default: b2 b3 b4)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
@@ -22,6 +22,7 @@ for b in "${which[@]}"; do
     b5) log "B5 workflow"; "$build/tests/b5_workflow" "$out" --store memory; "$build/tests/b5_workflow" "$out" --store sqlite ;;
     b6) log "B6 events (Kafka at ${KAFKA_BROKERS:-$TEST_KAFKA_BROKERS})"
         KAFKA_BROKERS="${KAFKA_BROKERS:-$TEST_KAFKA_BROKERS}" "$build/tests/b6_events" "$out" ;;
-    *) die "unknown benchmark '$b' (b1, b2, b3, b4, b5, b6)" ;;
+    b7) log "B7 Slurm submission and tracking"; "$VENV/bin/python" "$ROOT/tests/bench/b7_slurm.py" ;;
+    *) die "unknown benchmark '$b' (b1, b2, b3, b4, b5, b6, b7)" ;;
   esac
 done

@@ -2,7 +2,8 @@
 # The main job. On a fresh Debian 12 machine (root) it installs what it needs, builds,
 # starts dockerd and both daemons, brings up the nine-service stack from local images
 # through env-manager (dependency order, health checks), runs a task container, runs
-# sample tasks through the orchestrator, and shows the status. Everything keeps running afterwards; `scripts/demo.sh stop` stops the
+# sample tasks through the orchestrator and a Slurm job on the local single-node
+# cluster, and shows the status. Everything keeps running afterwards; `scripts/demo.sh stop` stops the
 # stack, the daemons and the environment it started.
 # Usage: demo.sh [stop]
 set -euo pipefail
@@ -13,17 +14,19 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export ENV_MANAGER_CONFIG="${ENV_MANAGER_CONFIG:-$ROOT/deploy/config/env-manager.local.yaml}"
 export ORCHESTRATOR_CONFIG="${ORCHESTRATOR_CONFIG:-$ROOT/deploy/config/orchestrator.local.yaml}"
 export ENV_QUEUE_DIR="${ENV_QUEUE_DIR:-$STATE/orchestrator}"
+# gpu_slurm tasks render the templates of this checkout (installed: /etc/dspy-agent/slurm).
+export SLURM_TEMPLATES_DIR="${SLURM_TEMPLATES_DIR:-$ROOT/deploy/slurm}"
 cli="$ROOT/build/release/cli/dspy-agent"
 
 if [[ "${1:-}" == stop ]]; then
   [[ -x "$cli" ]] && "$cli" services stop --timeout 2 || true
   bash "$here/daemons.sh" stop
-  bash "$here/test-env.sh" down docker
+  bash "$here/test-env.sh" down docker slurm
   exit 0
 fi
 
 bash "$here/install-deps.sh"
-bash "$here/test-env.sh" up docker
+bash "$here/test-env.sh" up docker slurm
 bash "$here/build.sh" release
 bash "$here/build-images.sh"
 bash "$here/daemons.sh" start
@@ -84,6 +87,13 @@ echo
 echo "== a sample workflow: deploy/workflows/diamond.yaml (two branches in parallel, outputs passed on)"
 "$cli" workflows create "$ROOT/deploy/workflows/diamond.yaml"
 "$cli" workflows run diamond --input who=demo --watch
+echo
+echo "== a Slurm job: a gpu_slurm task rendered from deploy/slurm/command.sbatch, submitted with sbatch, tracked with squeue"
+"$cli" tasks submit gpu_slurm 'command=echo trained one step on $(hostname -s)' job_name=dspy-demo --wait |
+  tee "$stubs/slurm-task"
+slurm_task="$(head -n 1 "$stubs/slurm-task")"
+"$cli" tasks show "$slurm_task"
+curl -fsS "http://127.0.0.1:9097/slurm/status/$slurm_task"; echo
 echo
 echo "== events: every change above is an event in the outbox, published to the stack's Kafka"
 "$cli" events --since 10m -t 'workflow_*' | tail -n 8
