@@ -247,7 +247,7 @@ def test_200_tracked_jobs_cost_one_squeue_call_per_tick(orch, tmp_path):
                       range(n)))
     eventually(lambda: metric(o, "orchestrator_slurm_tracked_jobs") == 0, 120, what="all cancelled")
     scancels = [c for c in calls.read_text().splitlines() if c.startswith("scancel")]
-    assert 1 <= len(scancels) <= 20, len(scancels)  # batched per tick, not one per job
+    assert 1 <= len(scancels) <= n // 4, len(scancels)  # batched per tick, not one per job
     assert all(o.status(f"many-{i}").status == "cancelled" for i in range(n))
 
 

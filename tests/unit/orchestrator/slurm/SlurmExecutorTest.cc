@@ -30,8 +30,8 @@ class FakeSlurm final : public slurm::SlurmCommands {
   std::vector<std::vector<std::string>> queue_calls;
   std::vector<std::string> cancelled;
   int next = 100, submits = 0, ended_calls = 0;
-  bool reachable = true;
-  bool forget = false;  // jobs unknown to squeue and to ended()
+  std::atomic<bool> reachable{true};
+  std::atomic<bool> forget{false};  // jobs unknown to squeue and to ended()
   std::string refuse;
 
   Result<std::string> submit(const std::vector<std::string>& args, const std::string&) override {
@@ -229,7 +229,10 @@ TEST_CASE("a job that exits 3 fails with Slurm's state, exit code and reason", "
 
 TEST_CASE("a refusal by sbatch ends the attempt with Slurm's message and no job", "[slurm]") {
   Fixture f;
-  f.fake->refuse = "Slurm refused the job: Invalid partition name specified";
+  {
+    std::lock_guard lock(f.fake->mu);
+    f.fake->refuse = "Slurm refused the job: Invalid partition name specified";
+  }
   Ending end;
   f.ex->launch(f.req("r1"), {}, end.finish());
   const ExecOutcome o = end.wait();
