@@ -30,11 +30,13 @@ class FakeSlurm final : public slurm::SlurmCommands {
   std::vector<std::vector<std::string>> queue_calls;
   std::vector<std::string> cancelled;
   int next = 100, submits = 0, ended_calls = 0;
+  std::atomic<int> submit_calls{0};  // answered or not
   std::atomic<bool> reachable{true};
   std::atomic<bool> forget{false};  // jobs unknown to squeue and to ended()
   std::string refuse;
 
   Result<std::string> submit(const std::vector<std::string>& args, const std::string&) override {
+    ++submit_calls;
     std::lock_guard lock(mu);
     if (!reachable) return Error{"Unable to contact slurm controller", ErrorKind::Unavailable};
     if (!refuse.empty()) return Error{refuse, ErrorKind::InvalidArgument};
@@ -285,8 +287,12 @@ TEST_CASE("slurmctld away at submission: sbatch is retried and the job submitted
   f.fake->reachable = false;
   Ending end;
   std::jthread launcher([&] { f.ex->launch(f.req("s1"), {}, end.finish()); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  CHECK(f.store.getSlurmJob("s1", 1).value()->state == "SUBMITTING");
+  // sbatch tried (and refused for the outage) twice: the row waits, without a job id.
+  REQUIRE(eventually([&] { return f.fake->submit_calls >= 2; }));
+  auto row = f.store.getSlurmJob("s1", 1).value();
+  REQUIRE(row);
+  CHECK(row->state == "SUBMITTING");
+  CHECK(row->job_id.empty());
   f.fake->reachable = true;
   launcher.join();
   CHECK(f.store.getSlurmJob("s1", 1).value()->job_id == "100");
