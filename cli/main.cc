@@ -10,6 +10,7 @@
 
 #include "cli/EventsCommands.h"
 #include "cli/ServicesCommands.h"
+#include "cli/StoreCommands.h"
 #include "cli/TasksCommands.h"
 #include "cli/WorkflowsCommands.h"
 #include "common/CommandLine.h"
@@ -155,6 +156,7 @@ int main(int argc, char** argv) {
   dspy::cli::addTasksCommands(app, &exit_code);
   dspy::cli::addWorkflowsCommands(app, &exit_code);
   dspy::cli::addEventsCommand(app, &exit_code);
+  dspy::cli::addStoreCommands(app, &exit_code);
 
   CLI::App* config = app.add_subcommand("config", "check config files, list config keys");
   config->require_subcommand(1);

@@ -3,7 +3,9 @@
 #include "orchestrator/store/SqliteCommon.h"
 
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -224,8 +226,33 @@ Status makeStateDir(const std::string& dir) {
 
 }  // namespace
 
+Result<int> lockStoreDir(const std::string& dir) {
+  const std::string lock = dir + "/orchestrator.lock";
+  const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) return Error{"cannot open " + lock + ": " + std::strerror(errno), ErrorKind::FailedPrecondition};
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      return Error{"another orchestrator is using " + dir + " (it holds " + lock + "); stop it first",
+                   ErrorKind::FailedPrecondition};
+    }
+    return Error{"cannot lock " + lock + ": " + std::strerror(err), ErrorKind::FailedPrecondition};
+  }
+  return fd;
+}
+
 Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::open(const std::string& dir, SyncMode mode, int max_batch) {
   if (Status s = makeStateDir(dir); !s.ok()) return s.fullError();
+  // One process per store: two writers would each believe their group commits alone.
+  auto lock = lockStoreDir(dir);
+  if (!lock) return lock.fullError();
+  struct Unlock {
+    int fd;
+    ~Unlock() {
+      if (fd >= 0) ::close(fd);
+    }
+  } unlock{lock.value()};
   const std::string path = dir + "/orchestrator.db";
   auto w = openDb(path, mode);
   if (!w) return w.fullError();
@@ -264,7 +291,10 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::open(const std::string
     sqlite3_close_v2(writer);
     return c.fullError();
   }
-  return std::unique_ptr<SqliteTaskStore>(new SqliteTaskStore(path, writer, r.value(), c.value(), max_batch));
+  auto store = std::unique_ptr<SqliteTaskStore>(new SqliteTaskStore(path, writer, r.value(), c.value(), max_batch));
+  store->lock_fd_ = unlock.fd;
+  unlock.fd = -1;
+  return store;
 }
 
 struct SqliteTaskStore::Statements {
@@ -353,6 +383,7 @@ SqliteTaskStore::~SqliteTaskStore() {
   statements_.reset();
   sqlite3_close_v2(reader_);
   sqlite3_close_v2(writer_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the store's lock
 }
 
 void SqliteTaskStore::insert(const TaskRecord& task, Done done) {

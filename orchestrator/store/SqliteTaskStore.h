@@ -24,6 +24,10 @@ struct sqlite3_stmt;
 
 namespace dspy::orchestrator {
 
+// Takes the store directory's lock (<dir>/orchestrator.lock, flock): the file
+// descriptor, or FailedPrecondition when another process holds it.
+Result<int> lockStoreDir(const std::string& dir);
+
 enum class SyncMode {
   Normal,  // survives a crash of the process (kill -9): WAL, synchronous=NORMAL
   Full,    // also survives power loss: fsync on every group commit
@@ -95,6 +99,7 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore, public Eve
                                           bool with_steps);
 
   std::string path_;
+  int lock_fd_ = -1;  // flock on <dir>/orchestrator.lock while the store is open
   sqlite3* writer_;
   sqlite3* reader_;
   sqlite3* checkpoint_db_;  // the checkpoint thread's connection
