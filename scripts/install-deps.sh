@@ -18,8 +18,9 @@ DEB_PACKAGES=(
   slurm-wlm munge kcat openjdk-17-jre-headless maven
   # tools used by scripts and benchmarks
   curl jq procps psmisc iproute2 hyperfine time
-  # systemd-analyze (checks of the units in deploy/systemd/)
-  systemd
+  # systemd-analyze (checks of the units in deploy/systemd/), Prometheus and promtool
+  # (the observability kit's tests)
+  systemd prometheus
 )
 
 missing=()

@@ -16,6 +16,7 @@ struct EnvManagerMetrics::Families {
   prometheus::Family<prometheus::Histogram>* probe_latency;
   prometheus::Gauge* active;
   prometheus::Gauge* docker_up;
+  prometheus::Family<prometheus::Gauge>* service_up;
   const prometheus::Histogram::BucketBoundaries fast{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                                      0.25,  0.5,    1,     2.5,  5,     10};
 };
@@ -51,6 +52,11 @@ EnvManagerMetrics::EnvManagerMetrics(Metrics& metrics) : metrics_(metrics), f_(s
                     .Add({});
   f_->docker_up =
       &prometheus::BuildGauge().Name("env_manager_docker_up").Help("1 when the Docker Engine answers").Register(reg).Add({});
+  f_->service_up = &prometheus::BuildGauge()
+                        .Name("env_manager_service_up")
+                        .Help("1 when the service is healthy (or running without a check), by service and "
+                              "whether it is required")
+                        .Register(reg);
 }
 
 std::function<void(std::string_view, bool, double)> EnvManagerMetrics::dockerObserver() {
@@ -84,6 +90,15 @@ void EnvManagerMetrics::attach(const Lifecycle& lifecycle) {
   metrics_.addScrapeHook([f = f_, lc = &lifecycle] {
     f->active->Set(lc->activeServices());
     f->docker_up->Set(lc->dockerReachable() ? 1 : 0);
+    for (const auto& v : lc->status({})) {
+      f->service_up->Add({{"service_name", v.name}, {"required", v.required ? "true" : "false"}})
+          .Set(isUp(v.status) ? 1 : 0);
+      // Every service's restart series exist from the start (at 0), so that rates and
+      // alerts see a first restart as a change.
+      for (const char* reason : {"exited", "unhealthy", "requested", "crash_loop"}) {
+        f->restarts->Add({{"service_name", v.name}, {"reason", reason}});
+      }
+    }
   });
 }
 
