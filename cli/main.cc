@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "common/CommandLine.h"
 #include "common/ConfigSchema.h"
 #include "env_manager/EnvManagerConfig.h"
+#include "env_manager/services/ServiceSpec.h"
 #include "orchestrator/OrchestratorConfig.h"
 
 namespace {
@@ -94,28 +96,77 @@ int status(bool as_json, const std::string& em, const std::string& orch) {
   return all_ok ? 0 : 1;
 }
 
-int configValidate(std::string em_file, std::string orch_file) {
+// Which file is it? A services file has `services:` entries with an `image`; a daemon's
+// file is told by keys only that daemon has. "" when it cannot be told (or not YAML).
+std::string kindOf(const std::string& file, std::string* why) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(file);
+  } catch (const YAML::BadFile&) {
+    *why = "cannot read " + file;
+    return "";
+  } catch (const YAML::Exception& e) {
+    *why = file + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) + ": " + e.msg;
+    return "";
+  }
+  if (!root.IsMap()) {
+    *why = file + ": not a YAML mapping";
+    return "";
+  }
+  if (root["services"] && root["services"].IsMap()) {
+    for (const auto& kv : root["services"]) {
+      if (kv.second.IsMap() && kv.second["image"]) return "services";
+    }
+  }
+  for (const char* key : {"store", "executors", "workflows", "kafka", "events", "slurm", "env_manager"}) {
+    if (root[key]) return "orchestrator";
+  }
+  for (const char* key : {"docker", "lifecycle", "services"}) {
+    if (root[key]) return "env-manager";
+  }
+  *why = file + ": cannot tell which file this is (no key only the orchestrator's, env-manager's or a services "
+                "file has); use --env-manager FILE or --orchestrator FILE";
+  return "";
+}
+
+int configValidate(std::string em_file, std::string orch_file, const std::vector<std::string>& files) {
   const auto env = dspy::config::processEnv();
-  if (em_file.empty() && orch_file.empty()) {
+  if (em_file.empty() && orch_file.empty() && files.empty()) {
     em_file = envOr("ENV_MANAGER_CONFIG", "/etc/dspy-agent/env-manager.yaml");
     orch_file = envOr("ORCHESTRATOR_CONFIG", "/etc/dspy-agent/orchestrator.yaml");
   }
   int rc = 0;
-  auto report = [&](const char* daemon, const std::string& file, const std::string& error) {
+  auto report = [&](const char* what, const std::string& file, const std::string& error) {
     if (error.empty()) {
-      std::printf("%s: %s: OK\n", daemon, file.c_str());
+      std::printf("%s: %s: OK\n", what, file.c_str());
     } else {
-      std::printf("%s: %s: INVALID\n%s\n", daemon, file.c_str(), error.c_str());
+      std::printf("%s: %s: INVALID\n%s\n", what, file.c_str(), error.c_str());
       rc = 1;
     }
   };
-  if (!em_file.empty()) {
-    auto r = dspy::envmanager::loadConfig(em_file, env);
-    report("env-manager", em_file, r ? "" : r.error());
-  }
-  if (!orch_file.empty()) {
-    auto r = dspy::orchestrator::loadConfig(orch_file, env);
-    report("orchestrator", orch_file, r ? "" : r.error());
+  auto check = [&](const std::string& kind, const std::string& file) {
+    if (kind == "env-manager") {
+      auto r = dspy::envmanager::loadConfig(file, env);
+      report("env-manager", file, r ? "" : r.error());
+    } else if (kind == "orchestrator") {
+      auto r = dspy::orchestrator::loadConfig(file, env);
+      report("orchestrator", file, r ? "" : r.error());
+    } else {
+      auto r = dspy::envmanager::loadServicesFile(file);
+      report("services file", file, r ? "" : r.error());
+    }
+  };
+  if (!em_file.empty()) check("env-manager", em_file);
+  if (!orch_file.empty()) check("orchestrator", orch_file);
+  for (const auto& f : files) {
+    std::string why;
+    const std::string kind = kindOf(f, &why);
+    if (kind.empty()) {
+      std::printf("%s: INVALID\n%s\n", f.c_str(), why.c_str());
+      rc = 1;
+    } else {
+      check(kind, f);
+    }
   }
   return rc;
 }
@@ -161,11 +212,15 @@ int main(int argc, char** argv) {
   CLI::App* config = app.add_subcommand("config", "check config files, list config keys");
   config->require_subcommand(1);
   std::string em_file, orch_file;
+  std::vector<std::string> files;
   c = config->add_subcommand("validate", "check config files (and the environment) as the daemons would, "
-                                         "without starting anything");
+                                         "without starting anything; a FILE's content tells whose it is "
+                                         "(env-manager, orchestrator or a services file)");
+  c->add_option("FILE", files, "files to check (default: both daemons' files in /etc/dspy-agent or "
+                               "$ENV_MANAGER_CONFIG / $ORCHESTRATOR_CONFIG)");
   c->add_option("--env-manager", em_file, "env-manager's config file");
   c->add_option("--orchestrator", orch_file, "the orchestrator's config file");
-  c->callback([&] { exit_code = configValidate(em_file, orch_file); });
+  c->callback([&] { exit_code = configValidate(em_file, orch_file, files); });
   c = config->add_subcommand("keys", "list every config key of both daemons");
   c->callback([&] { exit_code = configKeys(); });
 
