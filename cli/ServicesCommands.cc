@@ -158,6 +158,25 @@ int logs(pb::EnvManagerService::Stub& stub, const Options& o) {
 
 }  // namespace
 
+int startServicesAt(const std::string& addr, const std::vector<std::string>& names) {
+  auto channel = connect(addr, "env-manager");
+  if (!channel) return 1;
+  auto stub = pb::EnvManagerService::NewStub(channel);
+  Options o;
+  o.names = names;
+  return start(*stub, o);
+}
+
+int stopServicesAt(const std::string& addr, const std::vector<std::string>& names, int timeout_seconds) {
+  auto channel = connect(addr, "env-manager");
+  if (!channel) return 1;
+  auto stub = pb::EnvManagerService::NewStub(channel);
+  Options o;
+  o.names = names;
+  o.timeout = timeout_seconds;
+  return stop(*stub, o);
+}
+
 void addServicesCommands(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<Options>();
   CLI::App* services = commandGroup(app, "services", "drive env-manager's stack: start, stop, restart, status, logs", &o->addr,

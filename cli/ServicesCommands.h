@@ -1,6 +1,9 @@
 // `dspy-agent services ...`: drive env-manager's stack over gRPC.
 #pragma once
 
+#include <string>
+#include <vector>
+
 namespace CLI {
 class App;
 }  // namespace CLI
@@ -10,5 +13,11 @@ namespace dspy::cli {
 // Adds `services` and its commands to `app`; the command that runs sets *exit_code:
 // 0 ok, 1 the operation failed, 2 bad usage.
 void addServicesCommands(CLI::App& app, int* exit_code);
+
+// StartServices of `names` (all when empty) at env-manager's gRPC `addr`, printing each
+// step; 0 when every one came up, 1 otherwise (also when env-manager is not reachable).
+int startServicesAt(const std::string& addr, const std::vector<std::string>& names);
+// StopServices of `names` (all when empty), dependents first.
+int stopServicesAt(const std::string& addr, const std::vector<std::string>& names, int timeout_seconds);
 
 }  // namespace dspy::cli

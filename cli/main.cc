@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/EventsCommands.h"
+#include "cli/LifecycleCommands.h"
 #include "cli/ServicesCommands.h"
 #include "cli/StoreCommands.h"
 #include "cli/TasksCommands.h"
@@ -49,7 +50,10 @@ Probe probeHealth(const std::string& name, const std::string& address) {
   }
   auto res = client.Get("/health", headers);
   if (!res) {
-    p.error = "not reachable: " + httplib::to_string(res.error());
+    p.error = res.error() == httplib::Error::Connection
+                  ? "not running: nothing answers on " + address +
+                        " (start it with `dspy-agent start`, or `systemctl start dspy-agent.target`)"
+                  : "not reachable: " + httplib::to_string(res.error());
     return p;
   }
   p.reachable = true;
@@ -208,6 +212,7 @@ int main(int argc, char** argv) {
   dspy::cli::addWorkflowsCommands(app, &exit_code);
   dspy::cli::addEventsCommand(app, &exit_code);
   dspy::cli::addStoreCommands(app, &exit_code);
+  dspy::cli::addLifecycleCommands(app, &exit_code);
 
   CLI::App* config = app.add_subcommand("config", "check config files, list config keys");
   config->require_subcommand(1);

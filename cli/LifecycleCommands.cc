@@ -1,0 +1,287 @@
+// Starting and stopping the whole system.
+#include "cli/LifecycleCommands.h"
+
+#include <fcntl.h>
+#include <httplib.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "cli/ServicesCommands.h"
+#include "common/ConfigSchema.h"
+#include "common/Subprocess.h"
+#include "env_manager/EnvManagerConfig.h"
+#include "orchestrator/OrchestratorConfig.h"
+
+extern char** environ;
+
+namespace dspy::cli {
+namespace {
+namespace fs = std::filesystem;
+
+struct Options {
+  std::string em_config, orch_config;  // files; "" = the built-in defaults
+  std::string run_dir, log_dir;
+  std::vector<std::string> services;
+  bool no_services = false;
+  bool keep_services = false;
+  bool force = false;
+  int timeout = 30;
+};
+
+std::string envOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? v : fallback;
+}
+
+std::string fileIfExists(const std::string& path) { return fs::exists(path) ? path : std::string(); }
+
+// A daemon as the CLI sees it: its binary, config file, addresses and PID file.
+struct Daemon {
+  std::string name;    // env-manager | orchestrator
+  std::string binary;
+  std::string config;  // "" = built-in defaults
+  std::string grpc, http;
+  std::string pid_file, log_file;
+};
+
+// Next to this binary (installed: PREFIX/bin), or in the build tree (build/<preset>/cli).
+std::string findBinary(const std::string& name, const std::string& build_subdir) {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec).parent_path();
+  for (const fs::path& p : {self / name, self.parent_path() / build_subdir / name}) {
+    if (::access(p.c_str(), X_OK) == 0) return p.string();
+  }
+  return name;  // on PATH
+}
+
+Result<std::vector<Daemon>> daemons(const Options& o) {
+  const auto env = config::processEnv();
+  std::vector<Daemon> out(2);
+  auto em = o.em_config.empty() ? Result<envmanager::EnvManagerConfig>(envmanager::EnvManagerConfig{})
+                                : envmanager::loadConfig(o.em_config, env);
+  if (!em) return Error{"env-manager config: " + em.error(), ErrorKind::InvalidArgument};
+  auto orch = o.orch_config.empty() ? Result<orchestrator::OrchestratorConfig>(orchestrator::OrchestratorConfig{})
+                                    : orchestrator::loadConfig(o.orch_config, env);
+  if (!orch) return Error{"orchestrator config: " + orch.error(), ErrorKind::InvalidArgument};
+  out[0] = {"env-manager", findBinary("env-manager", "env_manager"), o.em_config, em.value().server.grpc_address,
+            em.value().server.http_address, o.run_dir + "/env-manager.pid", o.log_dir + "/env-manager.log"};
+  out[1] = {"orchestrator", findBinary("orchestrator", "orchestrator"), o.orch_config,
+            orch.value().server.grpc_address, orch.value().server.http_address, o.run_dir + "/orchestrator.pid",
+            o.log_dir + "/orchestrator.log"};
+  return out;
+}
+
+bool healthy(const std::string& http) {
+  httplib::Client c("http://" + http);
+  c.set_connection_timeout(1, 0);
+  c.set_read_timeout(3, 0);
+  auto r = c.Get("/health");
+  return r && (r->status == 200);
+}
+
+pid_t readPid(const std::string& file) {
+  std::ifstream in(file);
+  long pid = 0;
+  if (!(in >> pid) || pid <= 1) return 0;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 ? static_cast<pid_t>(pid) : 0;
+}
+
+bool underSystemd() {
+  return fs::exists("/run/systemd/system") &&
+         (fs::exists("/etc/systemd/system/dspy-agent.target") || fs::exists("/lib/systemd/system/dspy-agent.target"));
+}
+
+int systemctl(const std::string& verb) {
+  SubprocessSpec spec;
+  spec.argv = {"systemctl", verb, "dspy-agent.target"};
+  spec.timeout = std::chrono::minutes(3);
+  const SubprocessResult r = runSubprocess(spec);
+  if (!r.ok()) {
+    std::fprintf(stderr, "systemctl %s dspy-agent.target: %s\n", verb.c_str(), r.describe().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+bool waitHealthy(const Daemon& d, int timeout_s, pid_t pid) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (healthy(d.http)) return true;
+    if (pid > 0 && ::kill(pid, 0) != 0) return false;  // it exited
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+int spawnDaemon(const Daemon& d, int timeout_s) {
+  if (pid_t pid = readPid(d.pid_file)) {
+    std::printf("%-13s already running (pid %d)\n", d.name.c_str(), pid);
+    return 0;
+  }
+  if (healthy(d.http)) {
+    std::printf("%-13s already answers on %s (not started by dspy-agent)\n", d.name.c_str(), d.http.c_str());
+    return 0;
+  }
+  std::error_code ec;
+  fs::create_directories(fs::path(d.pid_file).parent_path(), ec);
+  fs::create_directories(fs::path(d.log_file).parent_path(), ec);
+  std::vector<std::string> args{d.binary};
+  if (!d.config.empty()) args.insert(args.end(), {"--config", d.config});
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, d.log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0640);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);  // its own session: it outlives this command
+  pid_t pid = -1;
+  const int rc = ::posix_spawnp(&pid, argv[0], &fa, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) {
+    std::fprintf(stderr, "%s: cannot start %s: %s\n", d.name.c_str(), d.binary.c_str(), std::strerror(rc));
+    return 1;
+  }
+  std::ofstream(d.pid_file) << pid << "\n";
+  std::printf("%-13s starting (pid %d, log %s)\n", d.name.c_str(), pid, d.log_file.c_str());
+  std::fflush(stdout);
+  if (!waitHealthy(d, timeout_s, pid)) {
+    std::fprintf(stderr, "%s did not become healthy on %s within %d s; see %s\n", d.name.c_str(), d.http.c_str(),
+                 timeout_s, d.log_file.c_str());
+    return 1;
+  }
+  std::printf("%-13s ready on %s (gRPC %s)\n", d.name.c_str(), d.http.c_str(), d.grpc.c_str());
+  return 0;
+}
+
+int stopDaemon(const Daemon& d, int timeout_s, bool force) {
+  const pid_t pid = readPid(d.pid_file);
+  if (pid == 0) {
+    std::error_code ec;
+    fs::remove(d.pid_file, ec);
+    std::printf("%-13s not running (no live PID in %s)\n", d.name.c_str(), d.pid_file.c_str());
+    return 0;
+  }
+  ::kill(pid, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (::kill(pid, 0) == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (::kill(pid, 0) == 0) {
+    if (!force) {
+      std::fprintf(stderr, "%s (pid %d) did not stop within %d s; --force kills it\n", d.name.c_str(), pid, timeout_s);
+      return 1;
+    }
+    ::kill(pid, SIGKILL);
+    std::printf("%-13s killed (pid %d)\n", d.name.c_str(), pid);
+  } else {
+    std::printf("%-13s stopped (pid %d)\n", d.name.c_str(), pid);
+  }
+  std::error_code ec;
+  fs::remove(d.pid_file, ec);
+  return 0;
+}
+
+int start(const Options& o) {
+  auto ds = daemons(o);
+  if (!ds) {
+    std::fprintf(stderr, "%s\n", ds.error().c_str());
+    return 1;
+  }
+  if (underSystemd()) {
+    std::printf("starting dspy-agent.target (systemd)\n");
+    if (systemctl("start") != 0) return 1;
+    for (const auto& d : ds.value()) {
+      if (!waitHealthy(d, o.timeout, 0)) {
+        std::fprintf(stderr, "%s is not healthy on %s; journalctl -u dspy-%s shows why\n", d.name.c_str(),
+                     d.http.c_str(), d.name.c_str());
+        return 1;
+      }
+    }
+  } else {
+    for (const auto& d : ds.value()) {
+      if (spawnDaemon(d, o.timeout) != 0) return 1;
+    }
+  }
+  if (o.no_services) return 0;
+  std::printf("starting %s\n", o.services.empty() ? "every service" : "the named services and what they need");
+  return startServicesAt(ds.value()[0].grpc, o.services);
+}
+
+int stop(const Options& o) {
+  auto ds = daemons(o);
+  if (!ds) {
+    std::fprintf(stderr, "%s\n", ds.error().c_str());
+    return 1;
+  }
+  int rc = 0;
+  if (!o.keep_services && healthy(ds.value()[0].http)) {
+    std::printf("stopping the services (dependents first)\n");
+    if (stopServicesAt(ds.value()[0].grpc, {}, o.timeout) != 0) rc = 1;
+  }
+  if (underSystemd()) return systemctl("stop") == 0 ? rc : 1;
+  // The orchestrator first: it uses env-manager.
+  for (auto it = ds.value().rbegin(); it != ds.value().rend(); ++it) {
+    if (stopDaemon(*it, o.timeout, o.force) != 0) rc = 1;
+  }
+  return rc;
+}
+
+}  // namespace
+
+void addLifecycleCommands(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<Options>();
+  const bool root = ::geteuid() == 0;
+  o->em_config = envOr("ENV_MANAGER_CONFIG", fileIfExists("/etc/dspy-agent/env-manager.yaml"));
+  o->orch_config = envOr("ORCHESTRATOR_CONFIG", fileIfExists("/etc/dspy-agent/orchestrator.yaml"));
+  const std::string home = envOr("HOME", "/tmp");
+  o->run_dir = envOr("DSPY_AGENT_RUN_DIR", root ? "/run/dspy-agent" : home + "/.local/state/dspy-agent");
+  o->log_dir = envOr("DSPY_AGENT_LOG_DIR", root ? "/var/log/dspy-agent" : home + "/.local/state/dspy-agent");
+  auto common = [o](CLI::App* c) {
+    c->add_option("--env-manager-config", o->em_config,
+                  "env-manager's config ($ENV_MANAGER_CONFIG, else /etc/dspy-agent/env-manager.yaml if present)");
+    c->add_option("--orchestrator-config", o->orch_config,
+                  "the orchestrator's config ($ORCHESTRATOR_CONFIG, else /etc/dspy-agent/orchestrator.yaml if present)");
+    c->add_option("--run-dir", o->run_dir, "PID files without systemd ($DSPY_AGENT_RUN_DIR)");
+    c->add_option("--log-dir", o->log_dir, "daemon logs without systemd ($DSPY_AGENT_LOG_DIR)");
+    c->add_option("--timeout", o->timeout, "seconds to wait for each daemon (and each service stop)")
+        ->check(CLI::Range(1, 3600));
+  };
+  CLI::App* c = app.add_subcommand("start", "start both daemons (through systemd when dspy-agent.target is "
+                                            "installed, else in the background with PID and log files), then "
+                                            "the services; exit 1 if a required one did not come up");
+  common(c);
+  c->add_option("--services", o->services, "only these services (and what they need)")->delimiter(',');
+  c->add_flag("--no-services", o->no_services, "start the daemons only");
+  c->callback([o, exit_code] { *exit_code = start(*o); });
+  c = app.add_subcommand("stop", "stop the services (dependents first), then both daemons");
+  common(c);
+  c->add_flag("--keep-services", o->keep_services, "leave the services running");
+  c->add_flag("--force", o->force, "kill a daemon that does not stop within --timeout");
+  c->callback([o, exit_code] { *exit_code = stop(*o); });
+  c = app.add_subcommand("restart", "stop, then start (daemons and services)");
+  common(c);
+  c->add_flag("--force", o->force, "kill a daemon that does not stop within --timeout");
+  c->callback([o, exit_code] {
+    const int s = stop(*o);
+    *exit_code = s != 0 ? s : start(*o);
+  });
+}
+
+}  // namespace dspy::cli
