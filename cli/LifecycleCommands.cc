@@ -9,7 +9,11 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
+#include <ctime>
+#include <deque>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -38,6 +42,11 @@ struct Options {
   bool keep_services = false;
   bool force = false;
   int timeout = 30;
+  // logs
+  std::string what;
+  bool follow = false;
+  int tail = 100;
+  std::string since;
 };
 
 std::string envOr(const char* name, const std::string& fallback) {
@@ -243,6 +252,100 @@ int stop(const Options& o) {
   return rc;
 }
 
+// "10m", "2h", "30s", "1d" ago, or an RFC 3339 / "YYYY-MM-DDTHH:MM:SS" local time; unix seconds.
+std::optional<std::int64_t> parseSince(const std::string& text) {
+  if (text.empty()) return 0;
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  char unit = text.back();
+  if (std::string("smhd").find(unit) != std::string::npos && text.size() > 1) {
+    try {
+      std::size_t used = 0;
+      const long long n = std::stoll(text.substr(0, text.size() - 1), &used);
+      if (used != text.size() - 1 || n < 0) return std::nullopt;
+      const long long mult = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 86400;
+      return now - n * mult;
+    } catch (...) {
+      return std::nullopt;
+    }
+  }
+  std::tm tm{};
+  const char* end = ::strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end == nullptr) return std::nullopt;
+  tm.tm_isdst = -1;
+  const bool utc = *end == 'Z';
+  const std::time_t t = utc ? ::timegm(&tm) : std::mktime(&tm);
+  return static_cast<std::int64_t>(t);
+}
+
+// The daemons' log lines start with their local time, "2026-11-27T09:17:54.337".
+std::int64_t lineTime(const std::string& line) {
+  if (line.size() < 19) return -1;
+  std::tm tm{};
+  if (::strptime(line.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &tm) == nullptr) return -1;
+  tm.tm_isdst = -1;
+  return static_cast<std::int64_t>(std::mktime(&tm));
+}
+
+int fileLogs(const std::string& file, const Options& o, std::int64_t since) {
+  std::ifstream in(file);
+  if (!in) {
+    std::fprintf(stderr, "no log at %s (was the daemon started by dspy-agent start? --log-dir)\n", file.c_str());
+    return 1;
+  }
+  std::deque<std::string> last;
+  std::string line;
+  std::int64_t current = 0;  // a line without a time (a continuation) keeps the last one's
+  while (std::getline(in, line)) {
+    if (const std::int64_t t = lineTime(line); t >= 0) current = t;
+    if (since > 0 && current < since) continue;
+    last.push_back(line);
+    if (o.tail > 0 && static_cast<int>(last.size()) > o.tail) last.pop_front();
+  }
+  for (const auto& l : last) std::printf("%s\n", l.c_str());
+  std::fflush(stdout);
+  if (!o.follow) return 0;
+  in.clear();
+  while (true) {  // follow: new lines as they are written (a file offers nothing to wait on)
+    while (std::getline(in, line)) {
+      std::printf("%s\n", line.c_str());
+      std::fflush(stdout);
+    }
+    in.clear();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+int logs(const Options& o) {
+  const auto since = parseSince(o.since);
+  if (!since) {
+    std::fprintf(stderr, "--since: '%s' is not a time (10m, 2h, 1d, or 2026-11-27T09:00:00[Z])\n", o.since.c_str());
+    return 2;
+  }
+  if (o.what == "env-manager" || o.what == "orchestrator") {
+    if (underSystemd()) {
+      std::vector<std::string> args{"journalctl", "-u", "dspy-" + o.what + ".service", "-n",
+                                    o.tail > 0 ? std::to_string(o.tail) : "all", "--no-pager"};
+      if (o.follow) args.push_back("-f");
+      if (*since > 0) args.push_back("--since=@" + std::to_string(*since));
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execvp(argv[0], argv.data());
+      std::fprintf(stderr, "cannot run journalctl: %s\n", std::strerror(errno));
+      return 1;
+    }
+    return fileLogs(o.log_dir + "/" + o.what + ".log", o, *since);
+  }
+  auto ds = daemons(o);
+  if (!ds) {
+    std::fprintf(stderr, "%s\n", ds.error().c_str());
+    return 1;
+  }
+  return serviceLogsAt(ds.value()[0].grpc, o.what, o.follow, o.tail, *since);
+}
+
 }  // namespace
 
 void addLifecycleCommands(CLI::App& app, int* exit_code) {
@@ -275,6 +378,14 @@ void addLifecycleCommands(CLI::App& app, int* exit_code) {
   c->add_flag("--keep-services", o->keep_services, "leave the services running");
   c->add_flag("--force", o->force, "kill a daemon that does not stop within --timeout");
   c->callback([o, exit_code] { *exit_code = stop(*o); });
+  c = app.add_subcommand("logs", "a daemon's log (journald under systemd, else its log file) or a service's "
+                                 "container log");
+  common(c);
+  c->add_option("WHAT", o->what, "env-manager, orchestrator, or a service name")->required();
+  c->add_flag("-f,--follow", o->follow, "keep printing new lines");
+  c->add_option("--tail", o->tail, "the last N lines (0 = all)")->check(CLI::NonNegativeNumber);
+  c->add_option("--since", o->since, "only lines since: 10m, 2h, 1d, or 2026-11-27T09:00:00[Z]");
+  c->callback([o, exit_code] { *exit_code = logs(*o); });
   c = app.add_subcommand("restart", "stop, then start (daemons and services)");
   common(c);
   c->add_flag("--force", o->force, "kill a daemon that does not stop within --timeout");

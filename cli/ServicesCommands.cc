@@ -29,6 +29,7 @@ struct Options {
   bool follow = false;
   int tail = 0;
   int timeout = 0;
+  std::int64_t since = 0;  // unix seconds
   std::vector<std::string> names;
 };
 
@@ -141,6 +142,7 @@ int logs(pb::EnvManagerService::Stub& stub, const Options& o) {
   req.set_service_name(o.names[0]);
   req.set_follow(o.follow);
   req.set_tail(o.tail);
+  req.set_since_timestamp(o.since);
   auto reader = stub.StreamLogs(&ctx, req);
   pb::LogEntry e;
   while (reader->Read(&e)) {
@@ -175,6 +177,18 @@ int stopServicesAt(const std::string& addr, const std::vector<std::string>& name
   o.names = names;
   o.timeout = timeout_seconds;
   return stop(*stub, o);
+}
+
+int serviceLogsAt(const std::string& addr, const std::string& name, bool follow, int tail, std::int64_t since) {
+  auto channel = connect(addr, "env-manager");
+  if (!channel) return 1;
+  auto stub = pb::EnvManagerService::NewStub(channel);
+  Options o;
+  o.names = {name};
+  o.follow = follow;
+  o.tail = tail;
+  o.since = since;
+  return logs(*stub, o);
 }
 
 void addServicesCommands(CLI::App& app, int* exit_code) {

@@ -1,6 +1,7 @@
 // `dspy-agent services ...`: drive env-manager's stack over gRPC.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,5 +20,8 @@ void addServicesCommands(CLI::App& app, int* exit_code);
 int startServicesAt(const std::string& addr, const std::vector<std::string>& names);
 // StopServices of `names` (all when empty), dependents first.
 int stopServicesAt(const std::string& addr, const std::vector<std::string>& names, int timeout_seconds);
+// A service's container logs (StreamLogs): the last `tail` lines (0 = all) since `since`
+// (unix seconds, 0 = the start), then new ones while `follow`.
+int serviceLogsAt(const std::string& addr, const std::string& name, bool follow, int tail, std::int64_t since);
 
 }  // namespace dspy::cli

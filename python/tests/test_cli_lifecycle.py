@@ -36,6 +36,11 @@ def test_start_stop_restart_without_systemd(tmp_path):
         again = run("start", "--no-services")
         assert again.returncode == 0 and again.stdout.count("already running") == 2, again.stdout
         assert run(*status_args).returncode == 0
+        tail = run("logs", "orchestrator", "--tail", "2")
+        assert tail.returncode == 0 and len(tail.stdout.splitlines()) == 2, tail.stdout
+        assert "serving gRPC" in run("logs", "orchestrator", "--since", "1h", "--tail", "0").stdout
+        assert run("logs", "orchestrator", "--since", "2099-01-01T00:00:00Z").stdout == ""
+        assert run("logs", "orchestrator", "--since", "yesterday").returncode == 2
 
         r = run("stop", "--keep-services")
         assert r.returncode == 0, r.stderr
