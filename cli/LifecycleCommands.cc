@@ -389,6 +389,8 @@ void addLifecycleCommands(CLI::App& app, int* exit_code) {
   c = app.add_subcommand("restart", "stop, then start (daemons and services)");
   common(c);
   c->add_flag("--force", o->force, "kill a daemon that does not stop within --timeout");
+  c->add_flag("--keep-services", o->keep_services, "leave the services running while the daemons restart");
+  c->add_flag("--no-services", o->no_services, "start the daemons only");
   c->callback([o, exit_code] {
     const int s = stop(*o);
     *exit_code = s != 0 ? s : start(*o);

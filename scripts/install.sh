@@ -5,22 +5,24 @@
 # config in /etc/dspy-agent (kept when present), the Slurm templates, the docs, and the
 # state directories; then enables the target when systemd runs. Running it again changes
 # nothing that is already right.
-# Usage: install.sh [--prefix DIR] [--root DIR] [--build DIR] [--no-enable]
+# Usage: install.sh [--prefix DIR] [--root DIR] [--build DIR] [--release NAME] [--no-enable]
 #   --prefix  where bin/ and lib/ go (default /usr/local)
 #   --root    install into this root instead of / (packaging, tests): no user, no systemctl
 #   --build   the release build to take the binaries from (default build/release; built if missing)
+#   --release the release's folder name (default <version>-<commit>)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
 
-prefix=/usr/local root="" build="$ROOT/build/release" enable=1
+prefix=/usr/local root="" build="$ROOT/build/release" enable=1 release=""
 while (($#)); do
   case "$1" in
     --prefix) prefix="$2"; shift 2 ;;
     --root) root="${2%/}"; shift 2 ;;
     --build) build="$2"; shift 2 ;;
+    --release) release="$2"; shift 2 ;;
     --no-enable) enable=0; shift ;;
-    *) die "unknown option '$1' (--prefix DIR, --root DIR, --build DIR, --no-enable)" ;;
+    *) die "unknown option '$1' (--prefix DIR, --root DIR, --build DIR, --release NAME, --no-enable)" ;;
   esac
 done
 [[ "$prefix" == /* ]] || die "--prefix must be an absolute path, got '$prefix'"
@@ -32,7 +34,8 @@ if [[ ! -x "$build/orchestrator/orchestrator" || ! -x "$build/env_manager/env-ma
 fi
 version="$("$build/orchestrator/orchestrator" --version 2>/dev/null | awk '{print $NF}' | head -n 1)"
 commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo local)"
-release="${version:-0}-$commit"
+[[ -n "$release" ]] || release="${version:-0}-$commit"
+[[ "$release" =~ ^[A-Za-z0-9._-]+$ ]] || die "--release: '$release' is not a folder name"
 
 # Copies SRC to DST only when the content differs (so a second run touches nothing).
 put() {  # put MODE SRC DST

@@ -11,14 +11,21 @@ from pathlib import Path
 from conftest import _free_port
 
 
-def test_start_stop_restart_without_systemd(tmp_path):
-    cli = str(Path(os.environ["DSPY_BUILD_DIR"]) / "cli/dspy-agent")
+def daemon_env(tmp_path):
+    """Configs on free ports, and the environment `dspy-agent start` reads them and its
+    run and log folders from: (env, [em gRPC, em HTTP, orchestrator gRPC, orchestrator HTTP])."""
     ports = [_free_port() for _ in range(4)]
     (tmp_path / "em.yaml").write_text(f"grpc:\n  address: 127.0.0.1:{ports[0]}\nhttp:\n  address: 127.0.0.1:{ports[1]}\n")
     (tmp_path / "orch.yaml").write_text(f"grpc:\n  address: 127.0.0.1:{ports[2]}\nhttp:\n  address: 127.0.0.1:{ports[3]}\n"
                                         f"store:\n  dir: {tmp_path / 'store'}\n")
     env = dict(os.environ, DSPY_AGENT_RUN_DIR=str(tmp_path / "run"), DSPY_AGENT_LOG_DIR=str(tmp_path / "log"),
                ENV_MANAGER_CONFIG=str(tmp_path / "em.yaml"), ORCHESTRATOR_CONFIG=str(tmp_path / "orch.yaml"))
+    return env, ports
+
+
+def test_start_stop_restart_without_systemd(tmp_path):
+    cli = str(Path(os.environ["DSPY_BUILD_DIR"]) / "cli/dspy-agent")
+    env, ports = daemon_env(tmp_path)
     status_args = ["status", "--env-manager-http", f"127.0.0.1:{ports[1]}", "--orchestrator-http",
                    f"127.0.0.1:{ports[3]}"]
 
