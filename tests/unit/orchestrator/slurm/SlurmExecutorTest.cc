@@ -271,13 +271,18 @@ TEST_CASE("a job Slurm no longer knows is lost after a few ticks, not tracked fo
 }
 
 TEST_CASE("slurmctld away: jobs stay tracked until the deadline, then fail with that reason", "[slurm]") {
-  Fixture f(1);
+  Fixture f(2);
   Ending end;
   f.ex->launch(f.req("u1"), {}, end.finish());
+  // A tick that reached Slurm: the deadline counts from it.
+  const std::size_t calls = f.fake->queueCalls();
+  REQUIRE(eventually([&] { return f.fake->queueCalls() > calls; }));
+  const auto away = std::chrono::steady_clock::now();
   f.fake->reachable = false;
   REQUIRE(eventually([&] { return f.ex->health() != "ok"; }));
-  CHECK(end.count() == 0);
   const ExecOutcome o = end.wait();
+  // Not before the deadline (2 s after the last answer, which came before `away`).
+  CHECK(std::chrono::steady_clock::now() - away >= std::chrono::milliseconds(1500));
   CHECK(o.error.find("could not be reached") != std::string::npos);
   CHECK(f.store.getSlurmJob("u1", 1).value()->state == "UNREACHABLE");
 }
