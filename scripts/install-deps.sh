@@ -20,7 +20,7 @@ DEB_PACKAGES=(
   curl jq procps psmisc iproute2 hyperfine time
   # systemd-analyze (checks of the units in deploy/systemd/), Prometheus and promtool
   # (the observability kit's tests)
-  systemd prometheus
+  systemd prometheus debootstrap
 )
 
 missing=()
