@@ -274,7 +274,14 @@ void TaskEngine::onInserted(const std::string& id, Status s) {
       ++totals_.submitted;
       observer_.onAccepted(runsUnder(cls));
       rec = it->second.rec;
-      enqueueLocked(it->second);
+      if (it->second.cancel_requested) {
+        it->second.rec.status = TaskStatus::Cancelled;
+        it->second.rec.error = "cancelled before it ran";
+        it->second.rec.finished_ms = nowMs();
+        persistLocked(it->second);
+      } else {
+        enqueueLocked(it->second);
+      }
     } else {
       rec = it->second.rec;
       tasks_.erase(it);
@@ -318,7 +325,13 @@ Result<TaskRecord> TaskEngine::get(const std::string& id) {
 Status TaskEngine::cancel(const std::string& id) {
   std::unique_lock lock(mu_);
   auto it = tasks_.find(id);
-  if (it == tasks_.end() || !it->second.accepted) {
+  if (it != tasks_.end() && !it->second.accepted) {
+    // Its insert is still being written: it is cancelled as soon as it is durable
+    // (a workflow cancelling its steps can be that quick).
+    it->second.cancel_requested = true;
+    return Status::Ok();
+  }
+  if (it == tasks_.end()) {
     lock.unlock();
     auto t = get(id);
     if (!t) return t.fullError();

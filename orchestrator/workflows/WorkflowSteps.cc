@@ -150,6 +150,26 @@ void WorkflowEngine::readyLocked(Live& run, const std::string& node_id, Actions&
   // Durable "running" first, then the task: a crash in between finds the step running
   // and submits the same task (same id, same request) again.
   persistStepLocked(run, i, [this, req = std::move(req), run_id = run.rec.id, node_id]() mutable {
+    // A cancel of the run may come between the step's "running" and the task's
+    // submission, when the task does not exist yet for it to cancel: look before and
+    // after submitting (a task whose insert is still in flight takes a cancel).
+    auto cancelled = [this, &run_id] {
+      std::lock_guard lock(mu_);
+      auto it = live_.find(run_id);
+      return it == live_.end() || it->second->cancel_requested;
+    };
+    if (cancelled()) {
+      Actions actions;
+      {
+        std::lock_guard lock(mu_);
+        auto it = live_.find(run_id);
+        if (it == live_.end()) return;
+        finishStepLocked(*it->second, node_id, StepStatus::Failed, {}, "cancelled with the run", 0, actions);
+      }
+      perform(actions);
+      return;
+    }
+    const std::string task_id = req.id;
     tasks_.submit(std::move(req), [this, run_id, node_id](Result<std::string> r) {
       if (r.ok()) return;
       Actions actions;
@@ -162,6 +182,7 @@ void WorkflowEngine::readyLocked(Live& run, const std::string& node_id, Actions&
       }
       perform(actions);
     });
+    if (cancelled()) (void)tasks_.cancel(task_id);
   }, out);
   publishLocked(run, out);
 }
