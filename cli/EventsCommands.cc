@@ -14,6 +14,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "cli/Addresses.h"
 #include "cli/GrpcClient.h"
 #include "common/Text.h"
 #include "orchestrator/events/Event.h"
@@ -136,10 +137,9 @@ void addEventsCommand(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<Options>();
   CLI::App* c = app.add_subcommand(
       "events", "the orchestrator's events: those since --since (default 10m), then live with --follow");
-  c->add_option("--addr", o->addr, "the orchestrator's gRPC address ($ORCHESTRATOR_GRPC_ADDR, else 127.0.0.1:50052)")
-      ->envname("ORCHESTRATOR_GRPC_ADDR")
-      ->default_str("127.0.0.1:50052");
-  o->addr = "127.0.0.1:50052";
+  o->addr = defaultAddresses().orch_grpc;
+  c->add_option("--addr", o->addr, "the orchestrator's gRPC address (now " + o->addr +
+                                       "; from $ORCHESTRATOR_ADDR, else its config file, else the default)");
   c->add_option("--type,-t", o->types, "only these types (repeatable; a trailing * matches a prefix: task_*)");
   c->add_option("--since", o->since, "30s, 10m, 2h, 1d ago; unix seconds; RFC3339 UTC; or now (live only)");
   c->add_flag("--follow,-f", o->follow, "keep following new events until interrupted");

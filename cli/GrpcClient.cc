@@ -23,7 +23,10 @@ int failed(const grpc::Status& s, const std::string& what) {
 std::shared_ptr<grpc::Channel> connect(const std::string& addr, const std::string& daemon) {
   auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
   if (!channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(3))) {
-    std::fprintf(stderr, "%s at %s is not reachable\n", daemon.c_str(), addr.c_str());
+    std::fprintf(stderr,
+                 "%s is not running: nothing answers on %s within 3 s (start it with `dspy-agent start`, or "
+                 "`systemctl start dspy-agent.target`; --addr or $%s if it listens elsewhere)\n",
+                 daemon.c_str(), addr.c_str(), daemon == "env-manager" ? "ENV_MANAGER_ADDR" : "ORCHESTRATOR_ADDR");
     return nullptr;
   }
   return channel;
@@ -35,13 +38,13 @@ void unary(grpc::ClientContext& ctx) {
 }
 
 CLI::App* commandGroup(CLI::App& app, const std::string& name, const std::string& help, std::string* addr,
-                       const char* addr_env, const char* fallback, const std::string& daemon) {
-  const char* env_addr = std::getenv(addr_env);
-  *addr = (env_addr != nullptr && *env_addr != '\0') ? env_addr : fallback;
+                       const std::string& resolved, const char* addr_env, const std::string& daemon) {
+  *addr = resolved;
   CLI::App* group = app.add_subcommand(name, help);
   group->require_subcommand(1);
   group->fallthrough();  // --addr may also follow the command
-  group->add_option("--addr", *addr, daemon + "'s gRPC address ($" + addr_env + ", else " + fallback + ")");
+  group->add_option("--addr", *addr, daemon + "'s gRPC address (now " + resolved + "; from $" + addr_env +
+                                         ", else its config file, else the default)");
   group->footer("A bearer token is read from $DSPY_AGENT_TOKEN.");
   return group;
 }

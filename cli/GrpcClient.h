@@ -25,10 +25,10 @@ int failed(const grpc::Status& s, const std::string& what);
 std::shared_ptr<grpc::Channel> connect(const std::string& addr, const std::string& daemon);
 
 // A group of commands towards one daemon (`services`, `tasks`, `workflows`): one
-// subcommand is required, `--addr` (default $`addr_env`, else `fallback`) may come before
-// or after it, and the help names the token variable.
+// subcommand is required, `--addr` (default `resolved`, see Addresses.h; `addr_env` is
+// named in the help) may come before or after it, and the help names the token variable.
 CLI::App* commandGroup(CLI::App& app, const std::string& name, const std::string& help, std::string* addr,
-                       const char* addr_env, const char* fallback, const std::string& daemon);
+                       const std::string& resolved, const char* addr_env, const std::string& daemon);
 
 // A command's action: connect to `options->addr`, run `command` on a stub of `Service`
 // and put its result in *exit_code (1 when the daemon is not reachable).

@@ -20,9 +20,12 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <thread>
 
+#include "cli/Addresses.h"
 #include "cli/ServicesCommands.h"
+#include "cli/Terminal.h"
 #include "common/ConfigSchema.h"
 #include "common/Subprocess.h"
 #include "env_manager/EnvManagerConfig.h"
@@ -41,6 +44,7 @@ struct Options {
   bool no_services = false;
   bool keep_services = false;
   bool force = false;
+  bool json = false;
   int timeout = 30;
   // logs
   std::string what;
@@ -92,6 +96,22 @@ Result<std::vector<Daemon>> daemons(const Options& o) {
   return out;
 }
 
+// A step of start/stop: a JSON line with --json, else the human line.
+void report(const Options& o, const nlohmann::json& j, const std::string& human) {
+  if (o.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s\n", human.c_str());
+  }
+  std::fflush(stdout);
+}
+
+std::string padded(const std::string& name) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%-13s", name.c_str());
+  return b;
+}
+
 bool healthy(const std::string& http) {
   httplib::Client c("http://" + http);
   c.set_connection_timeout(1, 0);
@@ -134,13 +154,16 @@ bool waitHealthy(const Daemon& d, int timeout_s, pid_t pid) {
   return false;
 }
 
-int spawnDaemon(const Daemon& d, int timeout_s) {
+int spawnDaemon(const Daemon& d, const Options& o) {
+  const int timeout_s = o.timeout;
   if (pid_t pid = readPid(d.pid_file)) {
-    std::printf("%-13s already running (pid %d)\n", d.name.c_str(), pid);
+    report(o, {{"daemon", d.name}, {"status", "already_running"}, {"pid", pid}, {"address", d.http}},
+           padded(d.name) + " already running (pid " + std::to_string(pid) + ")");
     return 0;
   }
   if (healthy(d.http)) {
-    std::printf("%-13s already answers on %s (not started by dspy-agent)\n", d.name.c_str(), d.http.c_str());
+    report(o, {{"daemon", d.name}, {"status", "already_running"}, {"address", d.http}},
+           padded(d.name) + " already answers on " + d.http + " (not started by dspy-agent)");
     return 0;
   }
   std::error_code ec;
@@ -168,23 +191,26 @@ int spawnDaemon(const Daemon& d, int timeout_s) {
     return 1;
   }
   std::ofstream(d.pid_file) << pid << "\n";
-  std::printf("%-13s starting (pid %d, log %s)\n", d.name.c_str(), pid, d.log_file.c_str());
-  std::fflush(stdout);
+  report(o, {{"daemon", d.name}, {"status", "starting"}, {"pid", pid}, {"log", d.log_file}},
+         padded(d.name) + " starting (pid " + std::to_string(pid) + ", log " + d.log_file + ")");
   if (!waitHealthy(d, timeout_s, pid)) {
     std::fprintf(stderr, "%s did not become healthy on %s within %d s; see %s\n", d.name.c_str(), d.http.c_str(),
                  timeout_s, d.log_file.c_str());
     return 1;
   }
-  std::printf("%-13s ready on %s (gRPC %s)\n", d.name.c_str(), d.http.c_str(), d.grpc.c_str());
+  report(o, {{"daemon", d.name}, {"status", "ready"}, {"pid", pid}, {"address", d.http}, {"grpc_address", d.grpc}},
+         padded(d.name) + " " + paint("ready", Tone::Good) + " on " + d.http + " (gRPC " + d.grpc + ")");
   return 0;
 }
 
-int stopDaemon(const Daemon& d, int timeout_s, bool force) {
+// *result: stopped | killed | not_running | still_running.
+int stopDaemon(const Daemon& d, int timeout_s, bool force, const Options& o, std::string* result) {
   const pid_t pid = readPid(d.pid_file);
   if (pid == 0) {
     std::error_code ec;
     fs::remove(d.pid_file, ec);
-    std::printf("%-13s not running (no live PID in %s)\n", d.name.c_str(), d.pid_file.c_str());
+    *result = "not_running";
+    if (!o.json) std::printf("%-13s not running (no live PID in %s)\n", d.name.c_str(), d.pid_file.c_str());
     return 0;
   }
   ::kill(pid, SIGTERM);
@@ -195,12 +221,15 @@ int stopDaemon(const Daemon& d, int timeout_s, bool force) {
   if (::kill(pid, 0) == 0) {
     if (!force) {
       std::fprintf(stderr, "%s (pid %d) did not stop within %d s; --force kills it\n", d.name.c_str(), pid, timeout_s);
+      *result = "still_running";
       return 1;
     }
     ::kill(pid, SIGKILL);
-    std::printf("%-13s killed (pid %d)\n", d.name.c_str(), pid);
+    *result = "killed";
+    if (!o.json) std::printf("%-13s killed (pid %d)\n", d.name.c_str(), pid);
   } else {
-    std::printf("%-13s stopped (pid %d)\n", d.name.c_str(), pid);
+    *result = "stopped";
+    if (!o.json) std::printf("%-13s %s (pid %d)\n", d.name.c_str(), paint("stopped", Tone::Good).c_str(), pid);
   }
   std::error_code ec;
   fs::remove(d.pid_file, ec);
@@ -214,7 +243,7 @@ int start(const Options& o) {
     return 1;
   }
   if (underSystemd()) {
-    std::printf("starting dspy-agent.target (systemd)\n");
+    if (!o.json) std::printf("starting dspy-agent.target (systemd)\n");
     if (systemctl("start") != 0) return 1;
     for (const auto& d : ds.value()) {
       if (!waitHealthy(d, o.timeout, 0)) {
@@ -222,15 +251,19 @@ int start(const Options& o) {
                      d.http.c_str(), d.name.c_str());
         return 1;
       }
+      report(o, {{"daemon", d.name}, {"status", "ready"}, {"address", d.http}, {"grpc_address", d.grpc}},
+             padded(d.name) + " " + paint("ready", Tone::Good) + " on " + d.http + " (systemd)");
     }
   } else {
     for (const auto& d : ds.value()) {
-      if (spawnDaemon(d, o.timeout) != 0) return 1;
+      if (spawnDaemon(d, o) != 0) return 1;
     }
   }
   if (o.no_services) return 0;
-  std::printf("starting %s\n", o.services.empty() ? "every service" : "the named services and what they need");
-  return startServicesAt(ds.value()[0].grpc, o.services);
+  if (!o.json) {
+    std::printf("starting %s\n", o.services.empty() ? "every service" : "the named services and what they need");
+  }
+  return startServicesAt(ds.value()[0].grpc, o.services, o.json);
 }
 
 int stop(const Options& o) {
@@ -240,14 +273,28 @@ int stop(const Options& o) {
     return 1;
   }
   int rc = 0;
+  nlohmann::json out = {{"services", nullptr}, {"daemons", nlohmann::json::object()}};
   if (!o.keep_services && healthy(ds.value()[0].http)) {
-    std::printf("stopping the services (dependents first)\n");
-    if (stopServicesAt(ds.value()[0].grpc, {}, o.timeout) != 0) rc = 1;
+    if (!o.json) std::printf("stopping the services (dependents first)\n");
+    nlohmann::json services;
+    if (stopServicesAt(ds.value()[0].grpc, {}, o.timeout, o.json ? &services : nullptr) != 0) rc = 1;
+    if (o.json) out["services"] = services;
   }
-  if (underSystemd()) return systemctl("stop") == 0 ? rc : 1;
-  // The orchestrator first: it uses env-manager.
-  for (auto it = ds.value().rbegin(); it != ds.value().rend(); ++it) {
-    if (stopDaemon(*it, o.timeout, o.force) != 0) rc = 1;
+  if (underSystemd()) {
+    const int s = systemctl("stop");
+    for (const auto& d : ds.value()) out["daemons"][d.name] = s == 0 ? "stopped" : "still_running";
+    if (s != 0) rc = 1;
+  } else {
+    // The orchestrator first: it uses env-manager.
+    for (auto it = ds.value().rbegin(); it != ds.value().rend(); ++it) {
+      std::string result;
+      if (stopDaemon(*it, o.timeout, o.force, o, &result) != 0) rc = 1;
+      out["daemons"][it->name] = result;
+    }
+  }
+  if (o.json) {
+    out["ok"] = rc == 0;
+    std::printf("%s\n", out.dump(2).c_str());
   }
   return rc;
 }
@@ -303,13 +350,20 @@ int fileLogs(const std::string& file, const Options& o, std::int64_t since) {
     last.push_back(line);
     if (o.tail > 0 && static_cast<int>(last.size()) > o.tail) last.pop_front();
   }
-  for (const auto& l : last) std::printf("%s\n", l.c_str());
+  auto emit = [&o](const std::string& l) {
+    if (o.json) {
+      std::printf("%s\n", nlohmann::json{{"message", l}}.dump().c_str());
+    } else {
+      std::printf("%s\n", l.c_str());
+    }
+  };
+  for (const auto& l : last) emit(l);
   std::fflush(stdout);
   if (!o.follow) return 0;
   in.clear();
   while (true) {  // follow: new lines as they are written (a file offers nothing to wait on)
     while (std::getline(in, line)) {
-      std::printf("%s\n", line.c_str());
+      emit(line);
       std::fflush(stdout);
     }
     in.clear();
@@ -328,6 +382,7 @@ int logs(const Options& o) {
       std::vector<std::string> args{"journalctl", "-u", "dspy-" + o.what + ".service", "-n",
                                     o.tail > 0 ? std::to_string(o.tail) : "all", "--no-pager"};
       if (o.follow) args.push_back("-f");
+      if (o.json) args.push_back("--output=json");
       if (*since > 0) args.push_back("--since=@" + std::to_string(*since));
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
@@ -343,7 +398,7 @@ int logs(const Options& o) {
     std::fprintf(stderr, "%s\n", ds.error().c_str());
     return 1;
   }
-  return serviceLogsAt(ds.value()[0].grpc, o.what, o.follow, o.tail, *since);
+  return serviceLogsAt(ds.value()[0].grpc, o.what, o.follow, o.tail, *since, o.json);
 }
 
 }  // namespace
@@ -372,11 +427,15 @@ void addLifecycleCommands(CLI::App& app, int* exit_code) {
   common(c);
   c->add_option("--services", o->services, "only these services (and what they need)")->delimiter(',');
   c->add_flag("--no-services", o->no_services, "start the daemons only");
+  c->add_flag("--json", o->json, "one JSON object per line: {\"daemon\", \"status\", ...} for each daemon, then "
+                                 "each service step and {\"done\": true, \"ok\"} as `services start --json`");
   c->callback([o, exit_code] { *exit_code = start(*o); });
   c = app.add_subcommand("stop", "stop the services (dependents first), then both daemons");
   common(c);
   c->add_flag("--keep-services", o->keep_services, "leave the services running");
   c->add_flag("--force", o->force, "kill a daemon that does not stop within --timeout");
+  c->add_flag("--json", o->json, "one JSON object: {\"ok\", \"services\": {\"ok\", \"services\": {name: result}} "
+                                 "or null, \"daemons\": {name: stopped|killed|not_running|still_running}}");
   c->callback([o, exit_code] { *exit_code = stop(*o); });
   c = app.add_subcommand("logs", "a daemon's log (journald under systemd, else its log file) or a service's "
                                  "container log");
@@ -385,7 +444,18 @@ void addLifecycleCommands(CLI::App& app, int* exit_code) {
   c->add_flag("-f,--follow", o->follow, "keep printing new lines");
   c->add_option("--tail", o->tail, "the last N lines (0 = all)")->check(CLI::NonNegativeNumber);
   c->add_option("--since", o->since, "only lines since: 10m, 2h, 1d, or 2026-11-27T09:00:00[Z]");
+  c->add_flag("--json", o->json, "one JSON object per line: a service's {\"time\", \"timestamp\", \"stream\", "
+                                 "\"message\"}; a daemon's {\"message\"} (journald's own JSON under systemd)");
   c->callback([o, exit_code] { *exit_code = logs(*o); });
+  auto pull = std::make_shared<std::pair<std::vector<std::string>, std::string>>();
+  pull->second = defaultAddresses().em_grpc;
+  c = app.add_subcommand("pull", "pull images through env-manager with live progress: every image the services "
+                                 "need, or the named ones; exit 1 if one could not be pulled");
+  c->add_option("IMAGE", pull->first, "images to pull (default: the services' images)");
+  c->add_option("--addr", pull->second, "env-manager's gRPC address (now " + pull->second +
+                                            "; from $ENV_MANAGER_ADDR, else its config file, else the default)");
+  c->add_flag("--json", o->json, "one JSON object per line, as `services pull --json`");
+  c->callback([o, pull, exit_code] { *exit_code = pullImagesAt(pull->second, pull->first, o->json); });
   c = app.add_subcommand("restart", "stop, then start (daemons and services)");
   common(c);
   c->add_flag("--force", o->force, "kill a daemon that does not stop within --timeout");

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "cli/Addresses.h"
 #include "cli/GrpcClient.h"
 #include "orchestrator/v1/orchestrator.grpc.pb.h"
 
@@ -198,7 +199,7 @@ int cancel(pb::OrchestratorService::Stub& stub, const Options& o) {
 void addTasksCommands(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<Options>();
   CLI::App* tasks = commandGroup(app, "tasks", "the orchestrator's tasks: submit, show, list, cancel", &o->addr,
-                                 "ORCHESTRATOR_GRPC_ADDR", "127.0.0.1:50052", "the orchestrator");
+                                 defaultAddresses().orch_grpc, "ORCHESTRATOR_ADDR", "the orchestrator");
   auto run = [o, exit_code](int (*command)(pb::OrchestratorService::Stub&, const Options&)) {
     return runCommand<pb::OrchestratorService>(o, "orchestrator", exit_code, command);
   };

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli/Addresses.h"
 #include "cli/GrpcClient.h"
 #include "common/Result.h"
 #include "orchestrator/v1/orchestrator.grpc.pb.h"
@@ -239,7 +240,7 @@ int cancel(pb::OrchestratorService::Stub& stub, const Options& o) {
 void addWorkflowsCommands(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<Options>();
   CLI::App* flows = commandGroup(app, "workflows", "the orchestrator's workflows and runs", &o->addr,
-                                 "ORCHESTRATOR_GRPC_ADDR", "127.0.0.1:50052", "the orchestrator");
+                                 defaultAddresses().orch_grpc, "ORCHESTRATOR_ADDR", "the orchestrator");
   flows->add_flag("--json", o->json, "JSON for scripts");
   auto run_with = [o, exit_code](int (*command)(pb::OrchestratorService::Stub&, const Options&)) {
     return runCommand<pb::OrchestratorService>(o, "orchestrator", exit_code, command);

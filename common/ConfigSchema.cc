@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -16,6 +17,24 @@
 
 namespace dspy::config {
 namespace {
+
+// A JSON string literal of `t`.
+std::string jsonString(const std::string& t) {
+  std::string out = "\"";
+  for (const unsigned char c : t) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", c);
+      out += b;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
 
 std::string kindOf(const YAML::Node& n) {
   switch (n.Type()) {
@@ -120,6 +139,7 @@ void Schema::string(std::string path, std::string* out, std::string env) {
     return std::nullopt;
   };
   f.from_yaml = viaText("a string", f.from_text);
+  f.show = [out] { return jsonString(*out); };
   f.env = std::move(env);
   add(std::move(path), std::move(f));
 }
@@ -137,6 +157,7 @@ void Schema::choice(std::string path, std::string* out, std::vector<std::string>
     return std::nullopt;
   };
   f.from_yaml = viaText("a string", f.from_text);
+  f.show = [out] { return jsonString(*out); };
   f.env = std::move(env);
   add(std::move(path), std::move(f));
 }
@@ -146,6 +167,7 @@ void Schema::integer(std::string path, std::int64_t* out, std::int64_t min, std:
   f.type = "an integer";
   f.from_text = [out, min, max](const std::string& t) { return parseInt(trim(t), min, max, out); };
   f.from_yaml = viaText("an integer", f.from_text);
+  f.show = [out] { return std::to_string(*out); };
   f.env = std::move(env);
   add(std::move(path), std::move(f));
 }
@@ -160,6 +182,7 @@ void Schema::integer(std::string path, int* out, int min, int max, std::string e
     return std::nullopt;
   };
   f.from_yaml = viaText("an integer", f.from_text);
+  f.show = [out] { return std::to_string(*out); };
   f.env = std::move(env);
   add(std::move(path), std::move(f));
 }
@@ -184,6 +207,12 @@ void Schema::number(std::string path, double* out, double min, double max, std::
     return std::nullopt;
   };
   f.from_yaml = viaText("a number", f.from_text);
+  f.show = [out] {
+    std::ostringstream os;
+    os.precision(17);
+    os << *out;
+    return os.str();
+  };
   f.env = std::move(env);
   add(std::move(path), std::move(f));
 }
@@ -193,6 +222,7 @@ void Schema::boolean(std::string path, bool* out, std::string env) {
   f.type = "a boolean";
   f.from_text = [out](const std::string& t) { return parseBool(trim(t), out); };
   f.from_yaml = viaText("a boolean", f.from_text);
+  f.show = [out] { return std::string(*out ? "true" : "false"); };
   f.env = std::move(env);
   add(std::move(path), std::move(f));
 }
@@ -208,6 +238,7 @@ void Schema::address(std::string path, std::string* out, std::string env) {
     return std::nullopt;
   };
   f.from_yaml = viaText("host:port", f.from_text);
+  f.show = [out] { return jsonString(*out); };
   f.env = std::move(env);
   add(std::move(path), std::move(f));
 }
@@ -236,11 +267,33 @@ void Schema::stringList(std::string path, std::vector<std::string>* out, std::st
     *out = std::move(items);
     return std::nullopt;
   };
+  f.show = [out] {
+    std::string j = "[";
+    for (const auto& item : *out) j += (j.size() > 1 ? "," : "") + jsonString(item);
+    return j + "]";
+  };
   f.env = std::move(env);
   add(std::move(path), std::move(f));
 }
 
 void Schema::custom(std::string path, CustomParser parse) { custom_[std::move(path)] = std::move(parse); }
+
+std::vector<std::pair<std::string, std::string>> Schema::values() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [path, f] : fields_) out.emplace_back(path, f.show ? f.show() : "null");
+  return out;
+}
+
+std::vector<std::string> Schema::customKeys() const {
+  std::vector<std::string> out;
+  for (const auto& kv : custom_) out.push_back(kv.first);
+  return out;
+}
+
+std::string Schema::envOf(const std::string& path) const {
+  auto f = fields_.find(path);
+  return f == fields_.end() ? "" : f->second.env;
+}
 
 void Schema::env(std::string var, std::function<Status(const std::string&)> apply) {
   env_hooks_.emplace_back(std::move(var), std::move(apply));

@@ -68,12 +68,20 @@ class Schema {
 
   // Every key path, sorted (for docs and `config validate` output).
   std::vector<std::string> keys() const;
+  // Every typed key's current value as JSON text (a string, number, boolean or list),
+  // by key path, sorted: what `dspy-agent config show` prints after a load.
+  std::vector<std::pair<std::string, std::string>> values() const;
+  // The keys parsed by custom parsers (their values are shown from the file itself).
+  std::vector<std::string> customKeys() const;
+  // The environment variable of a typed key ("" if none).
+  std::string envOf(const std::string& path) const;
 
  private:
   struct Field {
     std::string type;  // for messages: "an integer", "a string", ...
     std::function<std::optional<std::string>(const YAML::Node&)> from_yaml;  // error or nullopt
     std::function<std::optional<std::string>(const std::string&)> from_text;
+    std::function<std::string()> show;  // the current value as JSON text
     std::string env;
   };
   void add(std::string path, Field field);

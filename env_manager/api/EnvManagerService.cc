@@ -164,6 +164,7 @@ grpc::ServerUnaryReactor* EnvManagerService::GetServicesStatus(grpc::CallbackSer
       for (const auto& [k, val] : v.health) (*st.mutable_health_checks())[k] = val;
       if (!v.message.empty()) (*st.mutable_health_checks())["state_message"] = v.message;
       (*st.mutable_health_checks())["restarts"] = std::to_string(v.restarts);
+      (*st.mutable_health_checks())["required"] = v.required ? "true" : "false";
       st.set_started_at(v.started_at);
       auto* usage = st.mutable_resource_usage();
       usage->set_cpu_percent(stats[i].cpu_percent);

@@ -4,6 +4,7 @@ names a stopped daemon and how to start it; a daemon that cannot start fails `st
 with its log named. The services part (StartServices with progress) is the same code
 as `dspy-agent services start`, tested in test_orchestrator/test_env_manager."""
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -42,7 +43,13 @@ def test_start_stop_restart_without_systemd(tmp_path):
         assert (tmp_path / "log/orchestrator.log").stat().st_size > 0
         again = run("start", "--no-services")
         assert again.returncode == 0 and again.stdout.count("already running") == 2, again.stdout
-        assert run(*status_args).returncode == 0
+        # Both daemons are up; the services were not started, so status is not ok (exit 1)
+        # and says only that.
+        up = run(*status_args, "--json")
+        assert up.returncode == 1, up.stdout
+        body = json.loads(up.stdout)
+        assert body["env-manager"]["status"] in ("ok", "degraded") and body["orchestrator"]["status"] == "ok"
+        assert body["problems"] and all(p.startswith("required service ") for p in body["problems"]), body
         tail = run("logs", "orchestrator", "--tail", "2")
         assert tail.returncode == 0 and len(tail.stdout.splitlines()) == 2, tail.stdout
         assert "serving gRPC" in run("logs", "orchestrator", "--since", "1h", "--tail", "0").stdout

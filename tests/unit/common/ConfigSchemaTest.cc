@@ -1,6 +1,9 @@
 // Config loading: valid, partial, malformed, unknown key, wrong type, env overrides.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <map>
+
 #include "common/ConfigSchema.h"
 #include "env_manager/EnvManagerConfig.h"
 #include "orchestrator/OrchestratorConfig.h"
@@ -243,4 +246,28 @@ TEST_CASE("endpoints parse host:port and [v6]:port", "[config]") {
   CHECK_FALSE(dspy::config::parseEndpoint("host").ok());
   CHECK_FALSE(dspy::config::parseEndpoint("host:-1").ok());
   CHECK_FALSE(dspy::config::parseEndpoint("[::1]443").ok());
+}
+
+TEST_CASE("values() shows every typed key's current value as JSON text", "[config]") {
+  EnvManagerConfig cfg;
+  dspy::config::Schema schema;
+  dspy::envmanager::describe(schema, cfg);
+  REQUIRE(schema
+              .loadText("grpc:\n  address: 127.0.0.1:6000\nservices:\n  autostart: [redis, redb]\nlog:\n"
+                        "  level: debug\nauth:\n  token: 'a\"b\\c'\n",
+                        "em.yaml", mapEnv({{"ENV_MANAGER_MAX_CONCURRENT", "7"}}))
+              .ok());
+  std::map<std::string, std::string> v;
+  for (const auto& [k, text] : schema.values()) v[k] = text;
+  CHECK(v.at("grpc.address") == "\"127.0.0.1:6000\"");
+  CHECK(v.at("services.autostart") == R"(["redis","redb"])");
+  CHECK(v.at("auth.token") == R"("a\"b\\c")");
+  CHECK(v.at("lifecycle.max_concurrent") == "7");
+  CHECK(v.at("log.level") == "\"debug\"");
+  CHECK(v.at("docker.timeout_seconds") == "30");
+  CHECK(v.size() == schema.keys().size() - schema.customKeys().size());
+  CHECK(schema.envOf("lifecycle.max_concurrent") == "ENV_MANAGER_MAX_CONCURRENT");
+  CHECK(schema.envOf("docker.timeout_seconds").empty());
+  const auto custom = schema.customKeys();
+  CHECK(std::find(custom.begin(), custom.end(), "tasks.classes") != custom.end());
 }
