@@ -132,9 +132,14 @@ bool underSystemd() {
          (fs::exists("/etc/systemd/system/dspy-agent.target") || fs::exists("/lib/systemd/system/dspy-agent.target"));
 }
 
+// `systemctl start` of the target (it Wants both units and is reached only once both
+// are READY). A stop names the units too: a stop of the target alone returns before
+// the units it takes down have stopped, and a start right after would cancel their
+// queued stop jobs.
 int systemctl(const std::string& verb) {
   SubprocessSpec spec;
   spec.argv = {"systemctl", verb, "dspy-agent.target"};
+  if (verb == "stop") spec.argv.insert(spec.argv.end(), {"dspy-orchestrator.service", "dspy-env-manager.service"});
   spec.timeout = std::chrono::minutes(3);
   const SubprocessResult r = runSubprocess(spec);
   if (!r.ok()) {

@@ -27,7 +27,8 @@ previous="$(readlink "$lib/current" 2>/dev/null)" || die "nothing installed unde
 
 restart() {  # the daemons of the release `current` points at
   if [[ -z "$root" && -d /run/systemd/system && -f /etc/systemd/system/dspy-agent.target ]]; then
-    systemctl restart dspy-agent.target || return 1
+    # The units by name: systemctl then waits for each one's own restart job.
+    systemctl restart dspy-env-manager.service dspy-orchestrator.service dspy-agent.target || return 1
     "$root$prefix/bin/dspy-agent" start --no-services --timeout "$timeout"  # waits for both /health
   else
     "$root$prefix/bin/dspy-agent" restart --keep-services --no-services --timeout "$timeout"

@@ -23,11 +23,44 @@ def sh(*args, timeout=300):
     return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
 
 
+# The container's env-manager shares the host's Docker with whatever runs there (the
+# demo's stack is project dspy-agent): its stack gets a project of its own, so nothing it
+# starts, stops or adopts is anyone else's.
+CONFIGS = """cat >/etc/dspy-agent/services.yaml <<'YAML'
+project: {project}
+network: {project}
+services:
+  probe:
+    image: dspy-test/busybox:latest
+    command: [sh, -c, "echo probe up; exec sleep 3600"]
+    healthcheck: {{kind: exec, command: [sh, -c, "true"], interval: 1s}}
+    required: true
+YAML
+cat >/etc/dspy-agent/env-manager.yaml <<'YAML'
+services:
+  file: /etc/dspy-agent/services.yaml
+tasks:
+  commands:
+    hello: {{image: "dspy-test/busybox:latest", argv: [sh, -c, 'echo "container says hi"']}}
+YAML
+cat >/etc/dspy-agent/orchestrator.yaml <<'YAML'
+executors:
+  process:
+    commands:
+      whoami: {{argv: [/bin/sh, -c, 'echo "process as $(id -un)"']}}
+tasks:
+  classes:
+    cpu_short: {{executor: process}}
+    gpu: {{executor: container, workload_class: cpu_short}}
+YAML"""
+
+
 @pytest.fixture(scope="module")
 def machine():
     built = sh("bash", str(ROOT / "scripts/systemd-image.sh"), timeout=900)
     assert built.returncode == 0, built.stderr
     name = f"dspy-systemd-{uuid.uuid4().hex[:8]}"
+    project = f"dspy-sd-{uuid.uuid4().hex[:8]}"
     gid = os.stat("/var/run/docker.sock").st_gid
     run = sh("docker", "run", "-d", "--name", name, "--cap-add", "SYS_ADMIN",
              "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
@@ -43,11 +76,17 @@ def machine():
         setup = ex(f"""set -e
 groupadd --gid {gid} docker
 printf '[Unit]\\nDescription=stand-in for dockerd (the host engine is on the bind-mounted socket)\\n[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/true\\n' >/etc/systemd/system/docker.service
-bash /src/scripts/install.sh --build /src/build/release""")
+bash /src/scripts/install.sh --build /src/build/release
+{CONFIGS.format(project=project)}
+dspy-agent config validate""")
         assert setup.returncode == 0, setup.stdout + setup.stderr
-        yield ex
+        yield ex, project
     finally:
         sh("docker", "rm", "-f", name)
+        ids = sh("docker", "ps", "-aq", "--filter", f"label=dev.dspy-agent.project={project}").stdout.split()
+        if ids:
+            sh("docker", "rm", "-f", *ids)
+        sh("docker", "network", "rm", project)
 
 
 def main_pid(ex, unit):
@@ -55,7 +94,7 @@ def main_pid(ex, unit):
 
 
 def test_the_target_starts_both_daemons_ready_and_sandboxed(machine):
-    ex = machine
+    ex, _ = machine
     r = ex("systemctl start dspy-agent.target")
     assert r.returncode == 0, r.stderr
     assert ex("systemctl is-active dspy-env-manager dspy-orchestrator").stdout.split() == ["active", "active"]
@@ -72,7 +111,7 @@ def test_the_target_starts_both_daemons_ready_and_sandboxed(machine):
 
 
 def test_reload_sends_sighup_and_a_killed_daemon_is_restarted(machine):
-    ex = machine
+    ex, _ = machine
     assert ex("systemctl start dspy-agent.target").returncode == 0
     before = main_pid(ex, "dspy-orchestrator")
     assert ex("systemctl reload dspy-orchestrator").returncode == 0
@@ -85,9 +124,17 @@ def test_reload_sends_sighup_and_a_killed_daemon_is_restarted(machine):
                what="systemd restarted the killed orchestrator")
 
 
-def test_upgrade_under_systemd_rolls_back_a_release_that_does_not_start(machine):
-    ex = machine
+def test_upgrade_under_systemd_switches_and_rolls_back_a_release_that_does_not_start(machine):
+    ex, _ = machine
     assert ex("systemctl start dspy-agent.target").returncode == 0
+    pids = (main_pid(ex, "dspy-env-manager"), main_pid(ex, "dspy-orchestrator"))
+    good = ex("bash /src/scripts/upgrade.sh --build /src/build/release --release good --timeout 60", timeout=300)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert ex("readlink /usr/local/lib/dspy-agent/current").stdout.strip().endswith("/good")
+    # Both daemons were restarted after the switch, so they run the new release's binaries
+    # (docker exec has no CAP_SYS_PTRACE to read another user's /proc/PID/exe).
+    after = (main_pid(ex, "dspy-env-manager"), main_pid(ex, "dspy-orchestrator"))
+    assert all(a not in (0, b) for a, b in zip(after, pids)), (pids, after)
     previous = ex("readlink /usr/local/lib/dspy-agent/current").stdout.strip()
     made = ex("""set -e
 mkdir -p /var/tmp/bad/orchestrator /var/tmp/bad/env_manager /var/tmp/bad/cli
@@ -103,3 +150,30 @@ chmod +x /var/tmp/bad/orchestrator/orchestrator""")
     eventually(lambda: ex("systemctl is-active dspy-env-manager dspy-orchestrator").stdout.split() ==
                ["active", "active"], 60, what="the previous release runs again")
     assert '"health":"ok"' in ex("curl -fsS 127.0.0.1:9097/health").stdout
+
+
+def test_the_cli_runs_the_system_through_systemd_services_and_tasks_included(machine):
+    """Inside the sandbox: `dspy-agent restart` goes through the target, starts a service
+    (a container on the host's Docker, health-checked with docker exec), and a process
+    task and a container task (env-manager ExecuteTask) run to completion."""
+    ex, project = machine
+    try:
+        r = ex("dspy-agent restart --timeout 60", timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "starting dspy-agent.target (systemd)" in r.stdout and "done: 1/1 services up" in r.stdout, r.stdout
+        status = ex("dspy-agent status --json")
+        assert status.returncode == 0, status.stdout
+        assert '"probe"' in status.stdout and '"ok": true' in status.stdout
+        p = ex("dspy-agent tasks submit cpu_short --id sd-process --wait command=whoami", timeout=120)
+        assert p.returncode == 0 and "stdout: process as dspy-agent" in p.stdout, p.stdout + p.stderr
+        c = ex("dspy-agent tasks submit gpu --id sd-container --wait command=hello", timeout=180)
+        assert c.returncode == 0 and "container says hi" in c.stdout, c.stdout + c.stderr
+        logs = ex("dspy-agent logs orchestrator --tail 0 --since 10m")  # journald under systemd
+        assert logs.returncode == 0 and "serving gRPC" in logs.stdout, logs.stdout
+        stop = ex("dspy-agent stop --json", timeout=300)
+        assert stop.returncode == 0, stop.stdout + stop.stderr
+        assert '"probe"' in stop.stdout
+        assert ex("systemctl is-active dspy-env-manager dspy-orchestrator").stdout.split() == ["inactive", "inactive"]
+        assert not sh("docker", "ps", "-q", "--filter", f"label=dev.dspy-agent.project={project}").stdout.strip()
+    finally:
+        ex("systemctl start dspy-agent.target")
