@@ -127,15 +127,17 @@ class Daemon:
         self.log.close()
 
 
-def _running(name, binary):
-    d = Daemon(name, binary)
+def _running(name, binary, extra_yaml=""):
+    d = Daemon(name, binary, extra_yaml)
     d.wait_serving()
     return d
 
 
 @pytest.fixture(scope="module")
 def env_manager():
-    d = _running("env-manager", "env_manager/env-manager")
+    from envstack import private_stack_yaml
+
+    d = _running("env-manager", "env_manager/env-manager", private_stack_yaml())
     yield d
     d.stop()
 

@@ -64,6 +64,14 @@ def write_stack(directory, doc):
     return path
 
 
+def private_stack_yaml(directory=None):
+    """env-manager config lines naming a private copy of the local stack (nothing of it
+    is started): an env-manager with the built-in stack would adopt the containers of a
+    demo running on this machine's Docker, as both use the project dspy-agent."""
+    directory = directory or tempfile.mkdtemp(prefix="dspy-stack-")
+    return f"services:\n  file: {write_stack(directory, local_stack())}\n"
+
+
 def docker(*args, check=True):
     r = subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=120)
     if check and r.returncode != 0:

@@ -13,10 +13,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import Daemon, _free_port
-from envstack import DOCKER, EnvManager, docker, local_stack, remove_project, write_stack
+from envstack import DOCKER, EnvManager, docker, remove_project
 
 CLI = str(Path(os.environ.get("DSPY_BUILD_DIR", "build/release")) / "cli/dspy-agent")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -276,10 +275,7 @@ def test_start_services_then_stop_everything_as_json(tmp_path, stubs):
     from test_cli_lifecycle import daemon_env
 
     env, ports = daemon_env(tmp_path)
-    doc = local_stack()
-    stack = write_stack(tmp_path, doc)
-    em_yaml = tmp_path / "em.yaml"
-    em_yaml.write_text(em_yaml.read_text() + f"services:\n  file: {stack}\n")
+    doc = json.loads(env["DSPY_TEST_STACK"])
     env = dict(clean_env(), **{k: v for k, v in env.items() if k.startswith(("DSPY_AGENT_", "ENV_MANAGER_CONFIG",
                                                                                "ORCHESTRATOR_CONFIG"))})
     try:

@@ -10,17 +10,25 @@ import subprocess
 from pathlib import Path
 
 from conftest import _free_port
+from envstack import local_stack, write_stack
 
 
 def daemon_env(tmp_path):
     """Configs on free ports, and the environment `dspy-agent start` reads them and its
-    run and log folders from: (env, [em gRPC, em HTTP, orchestrator gRPC, orchestrator HTTP])."""
+    run and log folders from: (env, [em gRPC, em HTTP, orchestrator gRPC, orchestrator HTTP]).
+    env-manager gets a private stack (its own project; nothing of it is started): with the
+    built-in stack it would adopt the containers of a demo running on this machine's
+    Docker (project dspy-agent). The stack's document is in env["DSPY_TEST_STACK"]."""
     ports = [_free_port() for _ in range(4)]
-    (tmp_path / "em.yaml").write_text(f"grpc:\n  address: 127.0.0.1:{ports[0]}\nhttp:\n  address: 127.0.0.1:{ports[1]}\n")
+    doc = local_stack()
+    stack = write_stack(tmp_path, doc)
+    (tmp_path / "em.yaml").write_text(f"grpc:\n  address: 127.0.0.1:{ports[0]}\nhttp:\n  address: 127.0.0.1:{ports[1]}\n"
+                                      f"services:\n  file: {stack}\n")
     (tmp_path / "orch.yaml").write_text(f"grpc:\n  address: 127.0.0.1:{ports[2]}\nhttp:\n  address: 127.0.0.1:{ports[3]}\n"
                                         f"store:\n  dir: {tmp_path / 'store'}\n")
     env = dict(os.environ, DSPY_AGENT_RUN_DIR=str(tmp_path / "run"), DSPY_AGENT_LOG_DIR=str(tmp_path / "log"),
-               ENV_MANAGER_CONFIG=str(tmp_path / "em.yaml"), ORCHESTRATOR_CONFIG=str(tmp_path / "orch.yaml"))
+               ENV_MANAGER_CONFIG=str(tmp_path / "em.yaml"), ORCHESTRATOR_CONFIG=str(tmp_path / "orch.yaml"),
+               DSPY_TEST_STACK=json.dumps(doc))
     return env, ports
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import Daemon
 from contract import SERVICE_STATUS_WORDS, TASK_STATUS_WORDS
-from envstack import EnvManager, eventually
+from envstack import EnvManager, eventually, private_stack_yaml
 
 OLD_METRIC_KEYS = ("tasks_tracked_total", "tasks_pending", "tasks_running", "tasks_completed", "gpu_wait_seconds",
                    "env_error_rate", "runner_gpu_total", "workflows_total")
@@ -264,7 +264,7 @@ def test_a_stream_may_name_a_task_before_it_is_submitted(default_orch):
 # ------------------------------------------------------------------ 5. HTTP bodies and codes
 
 def test_env_manager_health_has_the_old_body_and_both_daemons_answer_405(stubs, default_orch):
-    em = Daemon("env-manager", "env_manager/env-manager")
+    em = Daemon("env-manager", "env_manager/env-manager", private_stack_yaml())
     try:
         em.wait_serving()
         code, _, body = http_json(em.http_addr, "GET", "/health")
