@@ -36,50 +36,46 @@ echo "== dspy-agent services start (the nine services, each as soon as its depen
 echo
 echo "== dspy-agent services status"
 "$cli" services status
-# Python stubs of both contracts for the client snippets below.
-stubs="$(mktemp -d)"
-"$VENV/bin/python" -m grpc_tools.protoc -I"$ROOT/proto" --python_out="$stubs" --grpc_python_out="$stubs" \
-  env_manager/v1/env_manager.proto orchestrator/v1/orchestrator.proto
+work="$(mktemp -d)"
 echo
 echo "== a task container (env-manager ExecuteTask: allowlisted command, no network, removed after)"
-"$VENV/bin/python" - "$stubs" <<'PY'
-import sys, grpc
-sys.path.insert(0, sys.argv[1])
-from env_manager.v1 import env_manager_pb2 as pb, env_manager_pb2_grpc as rpc
-with grpc.insecure_channel("127.0.0.1:50100") as ch:
-    r = rpc.EnvManagerServiceStub(ch).ExecuteTask(
-        pb.ExecuteTaskRequest(task_id="demo-hello", workload_class="cpu_short", payload={"command": "hello"}), timeout=60)
-print(f"success={r.success} exit_code={r.result['exit_code']} latency={r.latency_ms:.0f}ms stdout={r.result['stdout_tail'].strip()!r}")
+"$VENV/bin/python" - <<'PY'
+import asyncio
+from dspy_agent_infra import EnvManagerClient
+
+async def main():
+    async with EnvManagerClient("127.0.0.1:50100") as em:
+        r = await em.execute_task("demo-hello", "cpu_short", {"command": "hello"}, timeout_seconds=60)
+    print(f"success={r['success']} exit_code={r['result']['exit_code']} latency={r['latency_ms']:.0f}ms "
+          f"stdout={r['result']['stdout_tail'].strip()!r}")
+
+asyncio.run(main())
 PY
 echo
-echo "== sample tasks through the orchestrator (durable queue, per-class limits, results streamed)"
-"$VENV/bin/python" - "$stubs" <<'PY'
-import json, sys, urllib.request, grpc
-sys.path.insert(0, sys.argv[1])
-from orchestrator.v1 import orchestrator_pb2 as pb, orchestrator_pb2_grpc as rpc
-import uuid
-run = uuid.uuid4().hex[:6]
+echo "== sample tasks through the orchestrator with the Python package (durable queue, per-class limits, results streamed)"
+"$VENV/bin/python" - <<'PY'
+import asyncio, json, urllib.request
+from dspy_agent_infra import AgentInfra, TaskSpec
+
 tasks = [
-    ("cpu_short", {"command": "echo", "args": json.dumps(["plan", "the", "agent", "step"])}),
-    ("cpu_short", {"payload_json": json.dumps({"command": "count-words", "env.TEXT": "one two three four five"})}),
-    ("cpu_long", {"command": "echo", "args": json.dumps(["a longer step"])}),
-    ("gpu", {"command": "hello"}),  # a container through env-manager
-    ("cpu_short", {"command": "fail"}),  # fails (after its retry) without touching the others
+    TaskSpec("cpu_short", {"command": "echo", "args": ["plan", "the", "agent", "step"]}),  # a list goes as JSON
+    TaskSpec("cpu_short", {"command": "count-words", "env.TEXT": "one two three four five"}),
+    TaskSpec("cpu_long", {"command": "echo", "args": ["a longer step"]}),
+    TaskSpec("gpu", {"command": "hello"}),  # a container through env-manager
+    TaskSpec("cpu_short", {"command": "fail"}),  # fails (after its retry) without touching the others
 ]
-ids = []
-with grpc.insecure_channel("127.0.0.1:50052") as ch:
-    stub = rpc.OrchestratorServiceStub(ch)
-    for i, (cls, payload) in enumerate(tasks):
-        req = pb.SubmitTaskRequest(id=f"demo-{run}-{i}", payload=payload)
-        setattr(req, "class", cls)
-        ids.append(stub.SubmitTask(req, timeout=10).task_id)
-    # include_completed: tasks that finished before the stream opened are shown too.
-    req = pb.StreamTaskResultsRequest(task_ids=ids, include_completed=True)
-    for r in stub.StreamTaskResults(req, timeout=120):
-        if r.status in ("completed", "failed"):
+
+async def main():
+    async with AgentInfra.start("127.0.0.1:50052", "127.0.0.1:50100") as infra:
+        handles = await infra.orchestrator.submit_many(tasks)
+        async for h in infra.orchestrator.as_completed(handles, timeout=120):
+            r = await h.result(raise_on_failure=False)
             text = (r.result.get("stdout") or r.result.get("stdout_tail") or
                     f"{r.error}: {r.result.get('stderr', '').strip()}").strip()
-            print(f"{r.task_id:18} {getattr(r, 'class'):10} {r.status:9} attempts={r.attempts} {r.duration_ms:6.0f} ms  {text}")
+            print(f"{r.task_id[:18]:18} {r.task_class:10} {r.status:9} attempts={r.attempts} "
+                  f"{r.duration_ms:6.0f} ms  {text}")
+
+asyncio.run(main())
 status = json.load(urllib.request.urlopen("http://127.0.0.1:9097/queue/status", timeout=5))
 print("queue:", {k: status[k] for k in ("pending", "done", "submitted", "completed")})
 PY
@@ -90,8 +86,8 @@ echo "== a sample workflow: deploy/workflows/diamond.yaml (two branches in paral
 echo
 echo "== a Slurm job: a gpu_slurm task rendered from deploy/slurm/command.sbatch, submitted with sbatch, tracked with squeue"
 "$cli" tasks submit gpu_slurm 'command=echo trained one step on $(hostname -s)' job_name=dspy-demo --wait |
-  tee "$stubs/slurm-task"
-slurm_task="$(head -n 1 "$stubs/slurm-task")"
+  tee "$work/slurm-task"
+slurm_task="$(head -n 1 "$work/slurm-task")"
 "$cli" tasks show "$slurm_task"
 curl -fsS "http://127.0.0.1:9097/slurm/status/$slurm_task"; echo
 echo

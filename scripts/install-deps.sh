@@ -52,4 +52,8 @@ if ! cmp -s "$reqs" "$VENV/.requirements-installed"; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$reqs"
   cp "$reqs" "$VENV/.requirements-installed"
 fi
+# The client package (python/): built from this checkout every time (a few seconds), so
+# its stubs always match proto/.
+"$VENV/bin/pip" install -q --disable-pip-version-check --no-build-isolation --no-deps --force-reinstall \
+  "$ROOT/python" >"$STATE/logs/pip-package.log" 2>&1 || { tail -n 20 "$STATE/logs/pip-package.log" >&2; die "pip install ./python failed"; }
 log "dependencies ready"
