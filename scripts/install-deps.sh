@@ -21,6 +21,8 @@ DEB_PACKAGES=(
   # systemd-analyze (checks of the units in deploy/systemd/), Prometheus and promtool
   # (the observability kit's tests)
   systemd prometheus debootstrap
+  # Debian's own python3 with venv: the Python package is tested installing into it
+  python3 python3-venv
 )
 
 missing=()
