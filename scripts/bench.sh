@@ -2,8 +2,8 @@
 # Runs the benchmarks of tests/bench against a release build and writes their JSON to
 # build/release/bench/. B1 needs dockerd (scripts/test-env.sh up docker) and the local
 # images; B6 needs the Kafka broker (scripts/test-env.sh up kafka); B7 needs Slurm
-# (scripts/test-env.sh up slurm); B2-B4, B8 and B9 need nothing running.
-# Usage: bench.sh [b1|b2|b3|b4|b5|b6|b7|b9 ...]   (default: b2 b3 b4)
+# (scripts/test-env.sh up slurm); B2-B4, B8 and B10 need nothing running.
+# Usage: bench.sh [b1|b2|b3|b4|b5|b6|b7|b10 ...]   (default: b2 b3 b4)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$here/lib.sh"
@@ -23,7 +23,7 @@ for b in "${which[@]}"; do
     b6) log "B6 events (Kafka at ${KAFKA_BROKERS:-$TEST_KAFKA_BROKERS})"
         KAFKA_BROKERS="${KAFKA_BROKERS:-$TEST_KAFKA_BROKERS}" "$build/tests/b6_events" "$out" ;;
     b7) log "B7 Slurm submission and tracking"; "$VENV/bin/python" "$ROOT/tests/bench/b7_slurm.py" ;;
-    b9) log "B9 the Python package vs raw grpc.aio stubs"; "$VENV/bin/python" "$ROOT/tests/bench/b9_python_client.py" ;;
-    *) die "unknown benchmark '$b' (b1, b2, b3, b4, b5, b6, b7, b9)" ;;
+    b10) log "B10 the Python package vs raw grpc.aio stubs"; "$VENV/bin/python" "$ROOT/tests/bench/b10_python_client.py" ;;
+    *) die "unknown benchmark '$b' (b1, b2, b3, b4, b5, b6, b7, b10)" ;;
   esac
 done

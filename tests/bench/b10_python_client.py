@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""B9: what the Python package costs over raw grpc.aio stubs, in one run against one
+"""B10: what the Python package costs over raw grpc.aio stubs, in one run against one
 orchestrator (release build, a `noop` class so the executor costs nothing):
 
   round trip  submit + wait for the final result, one task at a time: the package's
@@ -8,7 +8,7 @@ orchestrator (release build, a `noop` class so the executor costs nothing):
               drift hits both alike; p50/p99 and the ratio (target <= 1.2x);
   batch       N submissions with 64 in flight: `submit_many` vs asyncio.gather of raw
               SubmitTask calls under the same semaphore; tasks/s and the ratio.
-Writes build/release/bench/b9_python_client.json. Usage: b9_python_client.py [--rounds R] [--batch N]"""
+Writes build/release/bench/b10_python_client.json. Usage: b10_python_client.py [--rounds R] [--batch N]"""
 
 import argparse
 import asyncio
@@ -72,7 +72,7 @@ async def package_round_trip(client):
 
 
 async def main(rounds, batch):
-    tmp = Path(tempfile.mkdtemp(prefix="dspy-b9-"))
+    tmp = Path(tempfile.mkdtemp(prefix="dspy-b10-"))
     addr, http = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     (tmp / "orch.yaml").write_text(CONFIG.format(addr=addr, http=http, dir=tmp))
     log = open(tmp / "orchestrator.log", "wb")
@@ -130,7 +130,7 @@ async def main(rounds, batch):
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)
-    dest = BUILD / "bench" / "b9_python_client.json"
+    dest = BUILD / "bench" / "b10_python_client.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out, indent=2))
     print(json.dumps(out, indent=2))
