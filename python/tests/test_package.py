@@ -136,12 +136,25 @@ def test_handles_results_cancel_list_and_typed_errors(orch_daemon):
             assert "SubmitTask" in str(bad.value)
             with pytest.raises(InvalidArgument):
                 await c.list_tasks(limit=5000)
-        tiny = OrchestratorClient(orch_daemon.grpc_addr, timeout=0.000001)
-        await tiny.connect(timeout=10)
-        with pytest.raises(infra.DeadlineExceeded) as d:
-            await tiny.get_metrics()
-        assert "deadline" in str(d.value).lower()
-        await tiny.close()
+            # A stream with a deadline: live events only, none come, the deadline ends it.
+            t0 = time.monotonic()
+            with pytest.raises(infra.DeadlineExceeded):
+                async for _ in c.stream_events(["workflow_reward"], timeout=0.5):
+                    pass
+            assert 0.4 < time.monotonic() - t0 < 5
+        # A peer that accepts connections and never speaks gRPC: the unary call's own
+        # deadline ends it.
+        import socket
+        with socket.socket() as mute:
+            mute.bind(("127.0.0.1", 0))
+            mute.listen(16)
+            stuck = OrchestratorClient(f"127.0.0.1:{mute.getsockname()[1]}", timeout=1)
+            t0 = time.monotonic()
+            with pytest.raises(infra.DeadlineExceeded) as d:
+                await stuck.get_metrics()
+            assert 0.9 < time.monotonic() - t0 < 5
+            assert "deadline" in str(d.value).lower() and d.value.call == "GetMetrics"
+            await stuck.close()
     run(go())
 
 

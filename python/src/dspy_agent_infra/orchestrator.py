@@ -142,7 +142,8 @@ class OrchestratorClient:
     """Async client of the orchestrator (grpc.aio). Use `async with
     OrchestratorClient() as client:` or `await client.connect()` ... `await client.close()`.
 
-    Every unary call has a deadline (`timeout`, default 30 s); UNAVAILABLE is retried
+    Every unary call has a deadline (`timeout`, default 30 s; streams take a `timeout=`
+    of their own and otherwise last until they end or the caller stops); UNAVAILABLE is retried
     by the channel's retry policy (5 attempts, 0.1-2 s backoff); other failures raise
     an InfraError subclass naming the daemon, the call and what to do."""
 
@@ -195,13 +196,13 @@ class OrchestratorClient:
             return {"success": False, "task_id": task_id, "error": e.details}
         return {"success": r.success, "task_id": r.task_id, "error": r.error}
 
-    async def stream_task_results(self, task_ids: Optional[Sequence[str]] = None,
-                                  include_completed: bool = True) -> AsyncIterator[Dict[str, Any]]:
+    async def stream_task_results(self, task_ids: Optional[Sequence[str]] = None, include_completed: bool = True,
+                                  timeout: Optional[float] = None) -> AsyncIterator[Dict[str, Any]]:
         """Dicts {"task_id", "status", "result", "error", "duration_ms", "completed_at"}
         (plus "attempts", "class"). With task_ids the stream ends once every named task
         is finished; without, it runs until the caller stops iterating."""
         req = pb.StreamTaskResultsRequest(task_ids=list(task_ids or []), include_completed=include_completed)
-        async for r in self._conn.stream("StreamTaskResults", self.stub.StreamTaskResults, req):
+        async for r in self._conn.stream("StreamTaskResults", self.stub.StreamTaskResults, req, timeout):
             yield {"task_id": r.task_id, "status": r.status, "result": dict(r.result), "error": r.error,
                    "duration_ms": r.duration_ms, "completed_at": r.completed_at, "attempts": r.attempts,
                    "class": getattr(r, "class")}
@@ -228,13 +229,13 @@ class OrchestratorClient:
                                    pb.GetMetricsRequest(metric_names=list(metric_names or [])))
         return dict(r.metrics)
 
-    async def stream_events(self, event_types: Optional[Sequence[str]] = None,
-                            since_timestamp: int = 0) -> AsyncIterator[Dict[str, Any]]:
+    async def stream_events(self, event_types: Optional[Sequence[str]] = None, since_timestamp: int = 0,
+                            timeout: Optional[float] = None) -> AsyncIterator[Dict[str, Any]]:
         """Dicts {"event_type", "resource_id", "data", "timestamp"} (plus "timestamp_ns",
         "event_id", "sequence", "source"): stored events since the time first, then live
         ones until the caller stops iterating."""
         req = pb.StreamEventsRequest(event_types=list(event_types or []), since_timestamp=since_timestamp)
-        async for e in self._conn.stream("StreamEvents", self.stub.StreamEvents, req):
+        async for e in self._conn.stream("StreamEvents", self.stub.StreamEvents, req, timeout):
             yield {"event_type": e.event_type, "resource_id": e.resource_id, "data": dict(e.data),
                    "timestamp": e.timestamp, "timestamp_ns": e.timestamp_ns, "event_id": e.event_id,
                    "sequence": e.sequence, "source": e.source}
@@ -348,11 +349,12 @@ class OrchestratorClient:
                                                               input=values))
         return {"success": r.success, "run_id": r.run_id, "error": r.error}
 
-    async def stream_workflow_status(self, run_id: str) -> AsyncIterator[Dict[str, Any]]:
+    async def stream_workflow_status(self, run_id: str,
+                                     timeout: Optional[float] = None) -> AsyncIterator[Dict[str, Any]]:
         """{"run_id", "status", "current_step", "steps_completed", "total_steps",
         "output", "error"} now and on every step change; ends when the run ends."""
         req = pb.StreamWorkflowStatusRequest(run_id=run_id)
-        async for u in self._conn.stream("StreamWorkflowStatus", self.stub.StreamWorkflowStatus, req):
+        async for u in self._conn.stream("StreamWorkflowStatus", self.stub.StreamWorkflowStatus, req, timeout):
             yield {"run_id": u.run_id, "status": u.status, "current_step": u.current_step,
                    "steps_completed": u.steps_completed, "total_steps": u.total_steps, "output": dict(u.output),
                    "error": u.error}
