@@ -5,6 +5,11 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <algorithm>
+#include <sstream>
+#include <iterator>
+#include <iostream>
+#include <fstream>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -194,6 +199,104 @@ int cancel(pb::OrchestratorService::Stub& stub, const Options& o) {
   return 0;
 }
 
+// The tasks of a batch file: a JSON array, or one JSON object per line, each
+// {"id"?, "class"?, "payload"?: {...}, "priority"?, "workflow_id"?}; non-string payload
+// values become their JSON text. "" when all is well, else why not.
+std::string readBatch(const std::string& file, std::vector<pb::SubmitTaskRequest>* out) {
+  std::string text;
+  if (file == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  } else {
+    std::ifstream in(file);
+    if (!in) return "cannot read " + file;
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::vector<nlohmann::json> items;
+  auto whole = nlohmann::json::parse(text, nullptr, false);
+  if (whole.is_array()) {
+    items.assign(whole.begin(), whole.end());
+  } else {
+    std::istringstream lines(text);
+    std::string line;
+    for (int n = 1; std::getline(lines, line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded()) return file + ":" + std::to_string(n) + ": not JSON";
+      items.push_back(std::move(j));
+    }
+  }
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const auto& j = items[i];
+    const std::string where = file + ": task " + std::to_string(i + 1) + ": ";
+    if (!j.is_object()) return where + "not a JSON object";
+    pb::SubmitTaskRequest& r = out->emplace_back();
+    for (const char* key : {"id", "class", "workflow_id"}) {
+      if (!j.contains(key) || j[key].is_null()) continue;
+      if (!j[key].is_string()) return where + "'" + key + "' must be a string";
+      const std::string v = j[key].get<std::string>();
+      if (std::string(key) == "id") r.set_id(v);
+      if (std::string(key) == "class") r.set_class_(v);
+      if (std::string(key) == "workflow_id") r.set_workflow_id(v);
+    }
+    if (r.class_().empty()) r.set_class_("cpu_short");
+    if (j.contains("priority")) {
+      if (!j["priority"].is_number_integer()) return where + "'priority' must be an integer";
+      r.set_priority(j["priority"].get<int>());
+    }
+    if (j.contains("payload") && !j["payload"].is_null()) {
+      if (!j["payload"].is_object()) return where + "'payload' must be a JSON object";
+      for (const auto& [k, v] : j["payload"].items()) {
+        (*r.mutable_payload())[k] = v.is_string() ? v.get<std::string>() : v.dump();
+      }
+    }
+  }
+  return "";
+}
+
+// SubmitTasks in chunks of 1,000: one line per task ("ID" or "#N refused: why (CODE)"),
+// or --json {"accepted", "results": [{ok, id, error?, code?}]}; exit 1 unless all were
+// accepted.
+int submitBatch(pb::OrchestratorService::Stub& stub, const Options& o) {
+  if (o.rest.size() != 1) {
+    std::fputs("submit-batch needs one FILE (or - for standard input)\n", stderr);
+    return 2;
+  }
+  std::vector<pb::SubmitTaskRequest> tasks;
+  if (std::string why = readBatch(o.rest[0], &tasks); !why.empty()) {
+    std::fprintf(stderr, "%s\n", why.c_str());
+    return 2;
+  }
+  nlohmann::json results = nlohmann::json::array();
+  int accepted = 0;
+  constexpr std::size_t kChunk = 1000;
+  for (std::size_t start = 0; start < tasks.size(); start += kChunk) {
+    pb::SubmitTasksRequest req;
+    for (std::size_t i = start; i < std::min(tasks.size(), start + kChunk); ++i) *req.add_tasks() = tasks[i];
+    grpc::ClientContext ctx;
+    unary(ctx);
+    pb::SubmitTasksResponse resp;
+    if (auto s = stub.SubmitTasks(&ctx, req, &resp); !s.ok()) return failed(s, "submit-batch");
+    for (int i = 0; i < resp.results_size(); ++i) {
+      const auto& r = resp.results(i);
+      const std::size_t n = start + static_cast<std::size_t>(i) + 1;
+      if (r.success()) {
+        ++accepted;
+        results.push_back({{"ok", true}, {"id", r.task_id()}});
+        if (!o.json) std::printf("%s\n", r.task_id().c_str());
+      } else {
+        results.push_back({{"ok", false}, {"id", r.task_id()}, {"error", r.error()}, {"code", r.code()}});
+        if (!o.json) std::printf("#%zu refused: %s (%s)\n", n, r.error().c_str(), r.code().c_str());
+      }
+    }
+  }
+  if (o.json) {
+    std::printf("%s\n", nlohmann::json{{"accepted", accepted}, {"results", results}}.dump(2).c_str());
+  } else {
+    std::fprintf(stderr, "%d of %zu task(s) accepted\n", accepted, tasks.size());
+  }
+  return accepted == static_cast<int>(tasks.size()) ? 0 : 1;
+}
+
 }  // namespace
 
 void addTasksCommands(CLI::App& app, int* exit_code) {
@@ -212,6 +315,13 @@ void addTasksCommands(CLI::App& app, int* exit_code) {
       ->check(CLI::Range(-1'000'000'000, 1'000'000'000));
   c->add_flag("--wait", o->wait, "follow the task until it finished");
   c->callback(run(&submit));
+
+  c = tasks->add_subcommand("submit-batch", "submit many tasks in batches of 1,000 (SubmitTasks): FILE is a JSON "
+                                            "array or JSON lines of {id?, class?, payload?, priority?, workflow_id?}; "
+                                            "exit 1 unless every task was accepted");
+  c->add_option("file", o->rest, "the file, or - for standard input")->required()->expected(1);
+  c->add_flag("--json", o->json, "JSON for scripts: {\"accepted\", \"results\": [{ok, id, error?, code?}]}");
+  c->callback(run(&submitBatch));
 
   c = tasks->add_subcommand("show", "one task: status, attempts, result, error");
   c->add_option("id", o->rest, "the task's id")->required()->expected(1);

@@ -24,4 +24,19 @@ inline grpc::StatusCode grpcCode(ErrorKind kind) {
 
 inline grpc::Status toGrpc(const Error& e) { return {grpcCode(e.kind), e.message}; }
 
+// The gRPC code's name, as clients print it ("INVALID_ARGUMENT").
+inline const char* grpcCodeName(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::InvalidArgument: return "INVALID_ARGUMENT";
+    case ErrorKind::NotFound: return "NOT_FOUND";
+    case ErrorKind::AlreadyExists: return "ALREADY_EXISTS";
+    case ErrorKind::Unavailable: return "UNAVAILABLE";
+    case ErrorKind::Timeout: return "DEADLINE_EXCEEDED";
+    case ErrorKind::Cancelled: return "CANCELLED";
+    case ErrorKind::FailedPrecondition: return "FAILED_PRECONDITION";
+    case ErrorKind::Internal: return "INTERNAL";
+  }
+  return "INTERNAL";
+}
+
 }  // namespace dspy

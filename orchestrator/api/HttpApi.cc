@@ -29,6 +29,79 @@ nlohmann::json slurmJobJson(const SlurmJobRecord& j) {
   return out;
 }
 
+namespace {
+
+// One task of POST /queue/submit: {"id"?, "class"?, "payload"?, "priority"?,
+// "workflow_id"?}. "" when it is well formed, else why not.
+std::string parseSubmit(const nlohmann::json& j, SubmitRequest* s) {
+  if (!j.is_object()) return "a task must be a JSON object";
+  auto str = [&](const char* key, std::string* out) -> bool {
+    if (!j.contains(key) || j[key].is_null()) return true;
+    if (!j[key].is_string()) return false;
+    *out = j[key].get<std::string>();
+    return true;
+  };
+  if (!str("id", &s->id)) return "'id' must be a string";
+  if (!str("class", &s->cls)) return "'class' must be a string";
+  if (!str("workflow_id", &s->workflow_id)) return "'workflow_id' must be a string";
+  if (j.contains("priority")) {
+    if (!j["priority"].is_number_integer()) return "'priority' must be an integer";
+    const auto p = j["priority"].get<std::int64_t>();
+    if (p < INT32_MIN || p > INT32_MAX) return "'priority' is out of range";
+    s->priority = static_cast<int>(p);
+  }
+  if (j.contains("payload") && !j["payload"].is_null()) {
+    if (!j["payload"].is_object()) return "'payload' must be a JSON object";
+    for (const auto& [k, v] : j["payload"].items()) s->payload[k] = v.is_string() ? v.get<std::string>() : v.dump();
+  }
+  return "";
+}
+
+// An array body: each element is a task; the well-formed ones are submitted together
+// (shared group commits) and every element gets its outcome, in order. 200 unless the
+// array itself is refused (too long).
+HttpResponse submitArray(TaskEngine& engine, const nlohmann::json& arr) {
+  if (arr.size() > static_cast<std::size_t>(kMaxBatch)) {
+    return HttpResponse::error(400, "a batch holds at most " + std::to_string(kMaxBatch) + " tasks, got " +
+                                        std::to_string(arr.size()));
+  }
+  std::vector<nlohmann::json> results(arr.size());
+  std::vector<SubmitRequest> batch;
+  std::vector<std::size_t> where;  // batch index -> array index
+  for (std::size_t i = 0; i < arr.size(); ++i) {
+    SubmitRequest s;
+    if (std::string why = parseSubmit(arr[i], &s); !why.empty()) {
+      results[i] = {{"ok", false}, {"status", 400}, {"error", why}};
+      continue;
+    }
+    results[i] = {{"ok", false}, {"id", s.id}};
+    where.push_back(i);
+    batch.push_back(std::move(s));
+  }
+  std::promise<std::vector<Result<std::string>>> answer;
+  auto fut = answer.get_future();
+  engine.submitBatch(std::move(batch), [&answer](std::vector<Result<std::string>> r) { answer.set_value(std::move(r)); });
+  const auto outcomes = fut.get();
+  int accepted = 0;
+  for (std::size_t k = 0; k < outcomes.size(); ++k) {
+    nlohmann::json& out = results[where[k]];
+    if (outcomes[k]) {
+      out = {{"ok", true}, {"id", outcomes[k].value()}};
+      ++accepted;
+    } else {
+      out["status"] = httpCode(outcomes[k].kind());
+      out["error"] = outcomes[k].error();
+    }
+  }
+  HttpResponse resp;
+  resp.body = nlohmann::json{{"ok", accepted == static_cast<int>(arr.size())}, {"accepted", accepted},
+                             {"results", results}}
+                  .dump();
+  return resp;
+}
+
+}  // namespace
+
 void registerHttpApi(HttpServer& http, TaskEngine& engine, SlurmExecutor* slurm, SlurmJobStore& jobs) {
   http.route("GET", "/slurm/status/([^/]+)", [&jobs](const HttpRequest& req) {
     if (Status s = validateTaskId(req.matches[1]); !s.ok()) return HttpResponse::error(400, s.error());
@@ -41,27 +114,10 @@ void registerHttpApi(HttpServer& http, TaskEngine& engine, SlurmExecutor* slurm,
   });
   http.route("POST", "/queue/submit", [&engine, slurm](const HttpRequest& req) {
     auto j = nlohmann::json::parse(req.body, nullptr, false);
-    if (!j.is_object()) return HttpResponse::error(400, "body must be a JSON object");
+    if (j.is_array()) return submitArray(engine, j);
+    if (!j.is_object()) return HttpResponse::error(400, "body must be a JSON object (one task) or an array of them");
     SubmitRequest s;
-    auto str = [&](const char* key, std::string* out) -> bool {
-      if (!j.contains(key) || j[key].is_null()) return true;
-      if (!j[key].is_string()) return false;
-      *out = j[key].get<std::string>();
-      return true;
-    };
-    if (!str("id", &s.id)) return HttpResponse::error(400, "'id' must be a string");
-    if (!str("class", &s.cls)) return HttpResponse::error(400, "'class' must be a string");
-    if (!str("workflow_id", &s.workflow_id)) return HttpResponse::error(400, "'workflow_id' must be a string");
-    if (j.contains("priority")) {
-      if (!j["priority"].is_number_integer()) return HttpResponse::error(400, "'priority' must be an integer");
-      const auto p = j["priority"].get<std::int64_t>();
-      if (p < INT32_MIN || p > INT32_MAX) return HttpResponse::error(400, "'priority' is out of range");
-      s.priority = static_cast<int>(p);
-    }
-    if (j.contains("payload") && !j["payload"].is_null()) {
-      if (!j["payload"].is_object()) return HttpResponse::error(400, "'payload' must be a JSON object");
-      for (const auto& [k, v] : j["payload"].items()) s.payload[k] = v.is_string() ? v.get<std::string>() : v.dump();
-    }
+    if (std::string why = parseSubmit(j, &s); !why.empty()) return HttpResponse::error(400, why);
     const std::string cls = s.cls.empty() ? std::string("cpu_short") : s.cls;
     std::promise<Result<std::string>> answer;
     auto fut = answer.get_future();

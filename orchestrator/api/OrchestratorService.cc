@@ -105,6 +105,47 @@ grpc::ServerUnaryReactor* OrchestratorService::SubmitTask(grpc::CallbackServerCo
   return reactor;
 }
 
+grpc::ServerUnaryReactor* OrchestratorService::SubmitTasks(grpc::CallbackServerContext* ctx,
+                                                           const pb::SubmitTasksRequest* req,
+                                                           pb::SubmitTasksResponse* resp) {
+  if (req->tasks_size() > kMaxBatch) {
+    return finishNow(ctx, {grpc::StatusCode::INVALID_ARGUMENT, "a batch holds at most " + std::to_string(kMaxBatch) +
+                                                                   " tasks, got " + std::to_string(req->tasks_size())});
+  }
+  std::vector<SubmitRequest> batch;
+  batch.reserve(static_cast<std::size_t>(req->tasks_size()));
+  std::vector<std::string> ids;  // as asked (empty: the daemon picks one)
+  for (const auto& t : req->tasks()) {
+    ids.push_back(t.id());
+    SubmitRequest& s = batch.emplace_back();
+    s.id = t.id();
+    s.cls = t.class_();
+    s.payload = Payload(t.payload().begin(), t.payload().end());
+    s.priority = t.priority();
+    s.workflow_id = t.workflow_id();
+  }
+  auto* reactor = ctx->DefaultReactor();
+  engine_.submitBatch(std::move(batch), [reactor, resp, ids = std::move(ids)](std::vector<Result<std::string>> results) {
+    int accepted = 0;
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      const auto& r = results[i];
+      auto* out = resp->add_results();
+      if (r) {
+        out->set_success(true);
+        out->set_task_id(r.value());
+        ++accepted;
+      } else {
+        out->set_task_id(ids[i]);
+        out->set_error(r.error());
+        out->set_code(grpcCodeName(r.kind()));
+      }
+    }
+    resp->set_accepted(accepted);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* OrchestratorService::GetTaskStatus(grpc::CallbackServerContext* ctx,
                                                              const pb::GetTaskStatusRequest* req,
                                                              pb::GetTaskStatusResponse* resp) {

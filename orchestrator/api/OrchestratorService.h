@@ -51,6 +51,8 @@ class OrchestratorService final : public ::orchestrator::v1::OrchestratorService
 
   grpc::ServerUnaryReactor* SubmitTask(grpc::CallbackServerContext* ctx, const ::orchestrator::v1::SubmitTaskRequest* req,
                                        ::orchestrator::v1::SubmitTaskResponse* resp) override;
+  grpc::ServerUnaryReactor* SubmitTasks(grpc::CallbackServerContext* ctx, const ::orchestrator::v1::SubmitTasksRequest* req,
+                                        ::orchestrator::v1::SubmitTasksResponse* resp) override;
   grpc::ServerUnaryReactor* GetTaskStatus(grpc::CallbackServerContext* ctx,
                                           const ::orchestrator::v1::GetTaskStatusRequest* req,
                                           ::orchestrator::v1::GetTaskStatusResponse* resp) override;

@@ -3,6 +3,8 @@
 // TaskDispatch.cc.
 #include "orchestrator/scheduler/TaskEngine.h"
 
+#include <atomic>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -257,6 +259,34 @@ void TaskEngine::submit(SubmitRequest req, SubmitDone done) {
   }
   const std::string id = rec.id;
   store_.insert(rec, [this, id](Status s) { onInserted(id, s); });
+}
+
+void TaskEngine::submitBatch(std::vector<SubmitRequest> reqs, BatchDone done) {
+  if (reqs.empty()) {
+    done({});
+    return;
+  }
+  struct Batch {
+    std::vector<std::optional<Result<std::string>>> results;
+    std::atomic<std::size_t> left;
+    BatchDone done;
+  };
+  auto batch = std::make_shared<Batch>();
+  batch->results.resize(reqs.size());
+  batch->left = reqs.size();
+  batch->done = std::move(done);
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    // Each slot is written once, by whichever thread finished that request; the last
+    // one to finish (acq_rel on the counter) sees every slot and answers.
+    submit(std::move(reqs[i]), [batch, i](Result<std::string> r) {
+      batch->results[i].emplace(std::move(r));
+      if (batch->left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+      std::vector<Result<std::string>> out;
+      out.reserve(batch->results.size());
+      for (auto& slot : batch->results) out.push_back(std::move(*slot));
+      batch->done(std::move(out));
+    });
+  }
 }
 
 void TaskEngine::onInserted(const std::string& id, Status s) {

@@ -48,6 +48,9 @@ struct EngineConfig {
   std::string default_class;
 };
 
+// The most tasks one batch (SubmitTasks, POST /queue/submit with an array) may hold.
+inline constexpr int kMaxBatch = 10'000;
+
 struct SubmitRequest {
   std::string id;  // empty = generate
   std::string cls;
@@ -108,6 +111,11 @@ class TaskEngine {
   // whichever thread finished the write. An exact resubmission of an existing id
   // succeeds again; a different request with a taken id is AlreadyExists.
   void submit(SubmitRequest req, SubmitDone done);
+  // Submits each request as submit() does; the writes share the store's group commits.
+  // `done` runs once, after every request is durable or refused, with one result per
+  // request in their order.
+  using BatchDone = std::function<void(std::vector<Result<std::string>>)>;
+  void submitBatch(std::vector<SubmitRequest> reqs, BatchDone done);
   Result<TaskRecord> get(const std::string& id);
   // A queued task is cancelled at once; a running one is killed and then recorded as
   // cancelled. A finished task cannot be cancelled (FailedPrecondition).

@@ -301,3 +301,31 @@ def test_start_services_then_stop_everything_as_json(tmp_path, stubs):
     finally:
         run("stop", "--force", env=env, timeout=180)
         remove_project(doc["project"])
+
+
+def test_tasks_submit_batch_from_json_lines_and_an_array(tmp_path):
+    d = Daemon("orchestrator", "orchestrator/orchestrator",
+               "executors:\n  process:\n    commands:\n      echo: {argv: [/bin/echo], allow_args: true}\n"
+               "tasks:\n  classes:\n    cpu_short: {executor: process}\n")
+    d.wait_serving()
+    try:
+        lines = tmp_path / "tasks.jsonl"
+        lines.write_text("\n".join(json.dumps({"id": f"cb-{i}", "payload": {"command": "echo", "args": [str(i)]}})
+                                   for i in range(2500)) + "\n")
+        r = run("tasks", "submit-batch", str(lines), "--addr", d.grpc_addr)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == [f"cb-{i}" for i in range(2500)]
+        assert "2500 of 2500 task(s) accepted" in r.stderr
+        arr = tmp_path / "tasks.json"
+        arr.write_text(json.dumps([{"id": "cb-ok", "payload": {"command": "echo"}},
+                                   {"id": "cb-bad", "payload": {"command": "rm"}}]))
+        r = run("tasks", "submit-batch", str(arr), "--json", "--addr", d.grpc_addr)
+        assert r.returncode == 1
+        body = json.loads(r.stdout)
+        assert body["accepted"] == 1 and body["results"][0] == {"ok": True, "id": "cb-ok"}
+        assert body["results"][1]["ok"] is False and body["results"][1]["code"] == "INVALID_ARGUMENT"
+        (tmp_path / "bad.json").write_text('{"id": "x"}\nnot json\n')
+        bad = run("tasks", "submit-batch", str(tmp_path / "bad.json"), "--addr", d.grpc_addr)
+        assert bad.returncode == 2 and "bad.json:2: not JSON" in bad.stderr
+    finally:
+        d.stop()

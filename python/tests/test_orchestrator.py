@@ -543,3 +543,47 @@ def test_sighup_applies_new_limits_and_commands_without_dropping_work(orch):
                              timeout=10).metrics['orchestrator_concurrency_limit{class="cpu_long"}'] == 4
     for i in range(4):
         o.stub.CancelTask(o.pb.CancelTaskRequest(task_id=f"h{i}"), timeout=10)
+
+
+def test_batches_over_grpc_and_http_answer_per_task_in_order(orch):
+    o = orch()
+    assert o.submit("bt-taken", command="echo").success
+    tasks = []
+    for i in range(20):
+        t = o.pb.SubmitTaskRequest(id=f"bt-{i}", payload={"command": "echo", "args": json.dumps([str(i)])})
+        setattr(t, "class", "cpu_short")
+        tasks.append(t)
+    bad = o.pb.SubmitTaskRequest(id="bt bad", payload={"command": "echo"})
+    other = o.pb.SubmitTaskRequest(id="bt-taken", payload={"command": "echo", "args": '["different"]'})
+    resp = o.stub.SubmitTasks(o.pb.SubmitTasksRequest(tasks=tasks[:10] + [bad, other] + tasks[10:]), timeout=30)
+    assert resp.accepted == 20
+    assert [r.task_id for r in resp.results] == [f"bt-{i}" for i in range(10)] + ["bt bad", "bt-taken"] + \
+        [f"bt-{i}" for i in range(10, 20)]
+    assert [r.success for r in resp.results].count(False) == 2
+    assert (resp.results[10].code, resp.results[11].code) == ("INVALID_ARGUMENT", "ALREADY_EXISTS")
+    assert "task id may hold only" in resp.results[10].error
+    assert o.wait_final("bt-19").result["stdout"] == "19\n"
+    too_many = o.pb.SubmitTasksRequest(tasks=[o.pb.SubmitTaskRequest() for _ in range(10001)])
+    with pytest.raises(grpc.RpcError) as e:
+        o.stub.SubmitTasks(too_many, timeout=30)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "10000" in e.value.details()
+    assert o.stub.SubmitTasks(o.pb.SubmitTasksRequest(), timeout=10).accepted == 0
+
+    code, body = o.http("POST", "/queue/submit", [
+        {"id": "bh-1", "payload": {"command": "echo", "args": ["http", "batch"]}},
+        {"id": 7},
+        {"id": "bh-2", "class": "nope"},
+        "not a task",
+        {"payload": {"command": "echo"}}])
+    assert code == 200 and body["ok"] is False and body["accepted"] == 2
+    r = body["results"]
+    assert r[0] == {"ok": True, "id": "bh-1"}
+    assert r[1]["ok"] is False and r[1]["status"] == 400 and "'id' must be a string" in r[1]["error"]
+    assert r[2]["ok"] is False and r[2]["status"] == 400 and r[2]["id"] == "bh-2"
+    assert r[3]["ok"] is False and "JSON object" in r[3]["error"]
+    assert r[4]["ok"] is True and r[4]["id"].startswith("task-")
+    assert o.wait_final("bh-1").result["stdout"] == "http batch\n"
+    code, body = o.http("POST", "/queue/submit", [{"payload": {"command": "echo"}}] * 10001)
+    assert code in (400, 413)
+    code, body = o.http("POST", "/queue/submit", b"42")
+    assert code == 400 and "array" in body["error"]

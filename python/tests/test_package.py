@@ -188,7 +188,7 @@ def test_a_thousand_handles_batch_submit_and_as_completed(orch_daemon):
     async def go():
         async with OrchestratorClient(orch_daemon.grpc_addr) as c:
             specs = [TaskSpec("fast", {"i": i}) for i in range(1000)]
-            handles = await c.submit_many(specs, concurrency=64)
+            handles = await c.submit_many(specs)
             assert len({h.task_id for h in handles}) == 1000
             done = [h async for h in c.as_completed(handles, timeout=120)]
             assert sorted(h.task_id for h in done) == sorted(h.task_id for h in handles)
@@ -200,6 +200,15 @@ def test_a_thousand_handles_batch_submit_and_as_completed(orch_daemon):
             assert all(r.ok for r in results)
             # Already finished handles come back at once.
             assert len([h async for h in c.as_completed(more)]) == 200
+            # A refused task in a batch: the others are stored, the error says which.
+            mixed = [TaskSpec("fast", task_id="mx-1"), TaskSpec("cpu_short", {"command": "rm"}, task_id="mx-2"),
+                     TaskSpec("fast", task_id="mx-3")]
+            with pytest.raises(infra.SubmitRefused) as e:
+                await c.submit_many(mixed, batch_size=2)
+            assert [h.task_id for h in e.value.accepted] == ["mx-1", "mx-3"]
+            assert [(i, tid) for i, tid, _ in e.value.refused] == [(1, "mx-2")]
+            assert "INVALID_ARGUMENT" in e.value.refused[0][2] and "#1 (mx-2)" in str(e.value)
+            assert all([(await h.result(timeout=30)).ok for h in e.value.accepted])
     run(go())
 
 

@@ -10,7 +10,7 @@
 from ._connection import TLS
 from .env_manager import EnvManagerClient
 from .errors import (AlreadyExists, DeadlineExceeded, FailedPrecondition, InfraError, InvalidArgument, NotFound,
-                     QueueFull, TaskFailed, Unauthenticated, Unavailable)
+                     QueueFull, SubmitRefused, TaskFailed, Unauthenticated, Unavailable)
 from .infra import AgentInfra, SyncAgentInfra
 from .orchestrator import (OrchestratorClient, TaskHandle, TaskResult, TaskSpec, encode_payload,
                            orchestrator_client)
@@ -21,5 +21,5 @@ __all__ = [
     "AgentInfra", "SyncAgentInfra", "OrchestratorClient", "EnvManagerClient", "TaskHandle", "TaskResult", "TaskSpec",
     "TLS", "orchestrator_client", "encode_payload", "InfraError", "Unavailable", "DeadlineExceeded",
     "InvalidArgument", "NotFound", "AlreadyExists", "Unauthenticated", "QueueFull", "FailedPrecondition",
-    "TaskFailed", "__version__",
+    "SubmitRefused", "TaskFailed", "__version__",
 ]

@@ -68,6 +68,19 @@ class FailedPrecondition(InfraError):
     """The object's state does not allow the call."""
 
 
+class SubmitRefused(InfraError):
+    """Some tasks of a batch were refused: `accepted` are the handles of the stored
+    ones (in order), `refused` lists (index, task id, message) of the others."""
+
+    def __init__(self, accepted: list, refused: list) -> None:
+        self.accepted = accepted
+        self.refused = refused
+        first = refused[0]
+        super().__init__("orchestrator", "SubmitTasks",
+                         f"{len(refused)} of {len(accepted) + len(refused)} task(s) refused; the first, #{first[0]} "
+                         f"({first[1]}): {first[2]}", hint="fix those tasks and submit them again")
+
+
 class TaskFailed(Exception):
     """A task ended failed or cancelled; `result` is its TaskResult."""
 

@@ -11,12 +11,12 @@ import asyncio
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._connection import TLS, Connection, env_address
 from ._pb.orchestrator.v1 import orchestrator_pb2 as pb
 from ._pb.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
-from .errors import AlreadyExists, InfraError, InvalidArgument, QueueFull, TaskFailed
+from .errors import AlreadyExists, InfraError, InvalidArgument, QueueFull, SubmitRefused, TaskFailed
 
 DEFAULT_ADDRESS = "127.0.0.1:50052"
 FINAL = frozenset({"completed", "failed", "cancelled"})
@@ -271,20 +271,41 @@ class OrchestratorClient:
             raise InfraError("orchestrator", "SubmitTask", r.error or "refused")
         return TaskHandle(self, r.task_id or task_id)
 
-    async def submit_many(self, tasks: Iterable[Union[TaskSpec, Mapping[str, Any]]],
-                          concurrency: int = 64) -> List[TaskHandle]:
-        """Submits many tasks with up to `concurrency` calls in flight on the one
-        channel; the handles come back in the order given. The first refusal raises
-        (the tasks submitted before it stay submitted)."""
+    async def submit_many(self, tasks: Iterable[Union[TaskSpec, Mapping[str, Any]]], concurrency: int = 4,
+                          batch_size: int = 1000) -> List[TaskHandle]:
+        """Submits many tasks with SubmitTasks, `batch_size` per call (the orchestrator
+        stores a batch in shared group commits), up to `concurrency` calls in flight;
+        the handles come back in the order given. When some are refused, raises
+        SubmitRefused after all were tried: `.accepted` holds the handles of the stored
+        ones, `.refused` (index, task id, message) the others."""
         specs = [t if isinstance(t, TaskSpec) else TaskSpec(**t) for t in tasks]
+        requests = []
+        for spec in specs:
+            req = pb.SubmitTaskRequest(id=spec.task_id or f"task-{uuid.uuid4().hex}",
+                                       payload=encode_payload(spec.payload), priority=spec.priority,
+                                       workflow_id=spec.workflow_id or "")
+            setattr(req, "class", spec.task_class)
+            requests.append(req)
+        size = max(1, min(batch_size, 10000))
+        chunks = [requests[i:i + size] for i in range(0, len(requests), size)]
         gate = asyncio.Semaphore(max(1, concurrency))
 
-        async def one(s: TaskSpec) -> TaskHandle:
+        async def one(chunk: List[Any]) -> List[Any]:
             async with gate:
-                return await self.submit(s.task_class, s.payload, task_id=s.task_id, priority=s.priority,
-                                         workflow_id=s.workflow_id)
+                r = await self._conn.unary("SubmitTasks", self.stub.SubmitTasks, pb.SubmitTasksRequest(tasks=chunk))
+                return list(r.results)
 
-        return list(await asyncio.gather(*(one(s) for s in specs)))
+        outcomes = [o for chunk in await asyncio.gather(*(one(c) for c in chunks)) for o in chunk]
+        handles: List[TaskHandle] = []
+        refused: List[Tuple[int, str, str]] = []
+        for i, (req, o) in enumerate(zip(requests, outcomes)):
+            if o.success:
+                handles.append(TaskHandle(self, o.task_id))
+            else:
+                refused.append((i, req.id, f"{o.error} ({o.code})"))
+        if refused:
+            raise SubmitRefused(handles, refused)
+        return handles
 
     async def _wait_final(self, task_id: str) -> TaskResult:
         req = pb.StreamTaskResultsRequest(task_ids=[task_id], include_completed=True)

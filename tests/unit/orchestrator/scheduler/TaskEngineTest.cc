@@ -3,6 +3,8 @@
 // cancellation, duplicates, recovery, watchers, the observer.
 #include <catch2/catch.hpp>
 
+#include <atomic>
+
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -293,6 +295,42 @@ TEST_CASE("engine: bad submissions are refused and change nothing", "[orchestrat
   REQUIRE(gen.ok());
   CHECK(gen.value().rfind("task-", 0) == 0);
   CHECK(kind({}) == dspy::ErrorKind::InvalidArgument);
+}
+
+TEST_CASE("engine: a batch answers once, one outcome per request in order, partial failure per task",
+          "[orchestrator][engine]") {
+  Rig rig(1);
+  rig.engine->start();
+  REQUIRE(rig.submit({.id = "taken", .cls = "a", .payload = {{"k", "v"}}}).ok());
+  std::vector<SubmitRequest> batch;
+  for (int i = 0; i < 50; ++i) batch.push_back({.id = "b" + std::to_string(i), .cls = i % 2 == 0 ? "a" : "b"});
+  batch.push_back({.id = "bad id", .cls = "a"});                           // 50: invalid
+  batch.push_back({.id = "taken", .cls = "a", .payload = {{"k", "x"}}});   // 51: a different request
+  batch.push_back({.id = "taken", .cls = "a", .payload = {{"k", "v"}}});   // 52: the same request again
+  batch.push_back({.cls = "a"});                                           // 53: id generated
+  std::promise<std::vector<dspy::Result<std::string>>> p;
+  auto f = p.get_future();
+  std::atomic<int> calls{0};
+  rig.engine->submitBatch(std::move(batch), [&](std::vector<dspy::Result<std::string>> r) {
+    ++calls;
+    p.set_value(std::move(r));
+  });
+  const auto out = f.get();
+  REQUIRE(out.size() == 54);
+  for (int i = 0; i < 50; ++i) {
+    REQUIRE(out[i].ok());
+    CHECK(out[i].value() == "b" + std::to_string(i));
+  }
+  CHECK(out[50].kind() == dspy::ErrorKind::InvalidArgument);
+  CHECK(out[51].kind() == dspy::ErrorKind::AlreadyExists);
+  REQUIRE(out[52].ok());
+  REQUIRE(out[53].ok());
+  CHECK(out[53].value().rfind("task-", 0) == 0);
+  CHECK(rig.engine->stats().submitted == 52);  // "taken", b0..b49, the generated one
+  CHECK(calls == 1);
+  std::promise<std::size_t> empty;
+  rig.engine->submitBatch({}, [&](std::vector<dspy::Result<std::string>> r) { empty.set_value(r.size()); });
+  CHECK(empty.get_future().get() == 0);
 }
 
 TEST_CASE("engine: recovery requeues pending tasks and retries or fails interrupted ones", "[orchestrator][engine]") {
