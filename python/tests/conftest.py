@@ -25,17 +25,26 @@ ROOT = Path(__file__).resolve().parents[2]
 _DIE_WITH_PARENT = ["/usr/bin/setpriv", "--pdeathsig", "KILL"]
 
 
+_HANDED_OUT = set()
+
+
 def _free_port():
     """A free port below the kernel's ephemeral range (32768-60999): an outgoing
-    connection cannot take it between this check and the daemon's bind."""
+    connection cannot take it between this check and the daemon's bind. Never the same
+    port twice in one session: a port handed out for a container or a daemon that has not
+    bound it yet would otherwise pass the check again (seen in CI: an orchestrator's HTTP
+    port already taken)."""
     for _ in range(1000):
         port = random.randint(20000, 32000)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _HANDED_OUT.add(port)
+        return port
     raise RuntimeError("no free port in 20000-32000")
 
 
@@ -70,26 +79,31 @@ class Daemon:
         build = os.environ.get("DSPY_BUILD_DIR")
         assert build, "DSPY_BUILD_DIR must point at the CMake build folder (scripts/test.sh sets it)"
         self.name = name
-        self.grpc_addr = f"127.0.0.1:{_free_port()}"
-        self.http_addr = f"127.0.0.1:{_free_port()}"
         self.dir = Path(tempfile.mkdtemp(prefix=f"dspy-py-{name}-"))
-        config = self.dir / "config.yaml"
-        config.write_text(
-            f"grpc:\n  address: {self.grpc_addr}\nhttp:\n  address: {self.http_addr}\n"
-            + (f"store:\n  dir: {self.dir / 'state'}\n" if name == "orchestrator" else "")
-            + extra_yaml
-        )
+        self.config = self.dir / "config.yaml"
+        self.extra_yaml = extra_yaml
         self.log = open(self.dir / "daemon.log", "wb")
-        self.config = config
         self.binary = str(Path(build) / binary)
         self.env = dict(os.environ, **(env or {}))
-        self.proc = subprocess.Popen(_DIE_WITH_PARENT + [self.binary, "--config", str(config)],
+        self._first_start()
+
+    def _first_start(self):
+        self.grpc_addr = f"127.0.0.1:{_free_port()}"
+        self.http_addr = f"127.0.0.1:{_free_port()}"
+        self.config.write_text(
+            f"grpc:\n  address: {self.grpc_addr}\nhttp:\n  address: {self.http_addr}\n"
+            + (f"store:\n  dir: {self.dir / 'state'}\n" if self.name == "orchestrator" else "")
+            + self.extra_yaml
+        )
+        self.starts_left = 2  # a port taken by a process outside this session: new ports
+        self.proc = subprocess.Popen(_DIE_WITH_PARENT + [self.binary, "--config", str(self.config)],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
 
     def restart(self, kill_signal=signal.SIGTERM):
         """Stops the process (SIGTERM, or SIGKILL to simulate a crash) and starts it again."""
         self.proc.send_signal(kill_signal)
         self.proc.wait(timeout=10)
+        self.starts_left = 0  # the same addresses after a restart, as the test expects
         self.proc = subprocess.Popen(_DIE_WITH_PARENT + [self.binary, "--config", str(self.config)],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         self.wait_serving()
@@ -105,6 +119,15 @@ class Daemon:
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None and self.starts_left > 0 and "cannot listen" in self.log_text():
+                self.starts_left -= 1
+                self.log.write(b"-- (test harness) address in use; new ports\n")
+                self.log.flush()
+                left = self.starts_left
+                self._first_start()
+                self.starts_left = left
+                deadline = time.monotonic() + timeout
+                continue
             assert self.proc.poll() is None, f"{self.name} exited: {(self.dir / 'daemon.log').read_text()}"
             try:
                 with self.channel() as ch:
