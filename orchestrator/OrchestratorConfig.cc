@@ -142,6 +142,7 @@ void describe(config::Schema& schema, OrchestratorConfig& cfg) {
   schema.stringList("env_manager.ensure_services", &cfg.env_manager.ensure_services);
   schema.integer("tasks.max_payload_bytes", &cfg.engine.max_payload_bytes, 1, 16 * 1024 * 1024);
   schema.integer("tasks.retain_finished", &cfg.engine.retain_finished, 0, 10'000'000);
+  schema.integer("tasks.queue_in_memory", &cfg.engine.queue_in_memory, 2, 1'000'000);
   schema.string("tasks.default_class", &cfg.default_class);
   schema.integer("tasks.result_heartbeat_ms", &cfg.result_heartbeat_ms, 0, 3'600'000);
   schema.integer("workflows.max_nodes", &cfg.workflows.limits.max_nodes, 1, 100'000);

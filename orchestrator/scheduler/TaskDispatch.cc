@@ -21,14 +21,116 @@ void TaskEngine::enqueueLocked(Entry& e) {
     timer_cv_.notify_all();
     return;
   }
+  const QueueKey key{-e.rec.priority, e.rec.seq};
+  const auto limit = static_cast<std::size_t>(std::max(1, cfg_.queue_in_memory));
+  if (e.spillable) {
+    // Behind tasks that already wait in the store, or behind a full queue in memory: it
+    // waits in the store too (it is durable as it is).
+    const bool behind_store = cs.spilled > 0 && (!cs.spill_from || !(key < *cs.spill_from));
+    const bool behind_full = cs.queue.size() >= limit && cs.queue.rbegin()->first < key;
+    if (behind_store || behind_full) {
+      spillLocked(cs, e.rec.id, key);
+      return;
+    }
+  }
   e.queued_at = clock_.monotonicTime();
-  cs.queue.emplace(QueueKey{-e.rec.priority, e.rec.seq}, e.rec.id);
+  cs.queue.emplace(key, e.rec.id);
+  if (cs.queue.size() > limit) {
+    // Over the limit: the last in dispatch order leaves memory, when it may.
+    auto last = std::prev(cs.queue.end());
+    auto it = tasks_.find(last->second);
+    if (it != tasks_.end() && it->second.spillable) {
+      const QueueKey k = last->first;
+      const std::string id = last->second;
+      cs.queue.erase(last);
+      spillLocked(cs, id, k);
+    }
+  }
   dispatchLocked(cs);
+}
+
+void TaskEngine::spillLocked(ClassState& cs, const std::string& id, const QueueKey& key) {
+  ++cs.spilled;
+  if (cs.spill_from && key < *cs.spill_from) cs.spill_from = key;
+  if (cs.spilled == 1 && !cs.spill_from) cs.spill_from = key;
+  tasks_.erase(id);
+}
+
+bool TaskEngine::refillLocked(ClassState& cs) {
+  const int batch = std::max(1, cfg_.queue_in_memory / 2);
+  // Rows already in memory (waiting for a retry, or kept past the limit) are skipped;
+  // a few rounds at most find the next ones that are not.
+  for (int round = 0; round < 16 && cs.spilled > 0 && cs.queue.empty(); ++round) {
+    std::optional<TaskStore::QueuePos> from;
+    if (cs.spill_from) from = TaskStore::QueuePos{-cs.spill_from->neg_priority, cs.spill_from->seq};
+    auto rows = store_.queued(cs.name, from, batch);
+    if (!rows) {
+      spdlog::error("class '{}': cannot read its backlog from the store ({} tasks wait there): {}", cs.name,
+                    cs.spilled, rows.error());
+      return false;
+    }
+    auto& got = rows.value();
+    const auto now = clock_.monotonicTime();
+    const std::int64_t now_ms = nowMs();
+    std::optional<QueueKey> last_read;
+    if (!got.empty()) last_read = QueueKey{-got.back().priority, got.back().seq};
+    for (auto& rec : got) {
+      auto it = tasks_.find(rec.id);
+      bool cancel_requested = false;
+      if (it != tasks_.end()) {
+        Entry& dup = it->second;
+        if (dup.accepted) continue;
+        // A resubmission of this id is being written (it will be refused as taken): the
+        // stored task takes the entry, and the resubmission is answered now.
+        for (auto& w : dup.waiters) {
+          if (dup.rec.request_hash == rec.request_hash) {
+            w(rec.id);
+          } else {
+            w(Error{"task id '" + rec.id + "' is taken by a different request", ErrorKind::AlreadyExists});
+          }
+        }
+        dup.waiters.clear();
+        cancel_requested = dup.cancel_requested;
+      }
+      --cs.spilled;
+      Entry& e = tasks_[rec.id];
+      e.rec = std::move(rec);
+      e.accepted = true;
+      e.spillable = true;
+      if (cancel_requested) {
+        e.rec.status = TaskStatus::Cancelled;
+        e.rec.error = "cancelled before it ran";
+        e.rec.finished_ms = now_ms;
+        persistLocked(e);
+        continue;
+      }
+      if (e.rec.not_before_ms > now_ms) {
+        ++cs.waiting_retry;
+        retry_at_.emplace(now + std::chrono::milliseconds(e.rec.not_before_ms - now_ms), e.rec.id);
+        ++retry_changes_;
+        timer_cv_.notify_all();
+        continue;
+      }
+      // Its wait so far counts, as if it had waited in memory.
+      e.queued_at = now - std::chrono::milliseconds(std::max<std::int64_t>(0, now_ms - e.rec.submitted_ms));
+      cs.queue.emplace(QueueKey{-e.rec.priority, e.rec.seq}, e.rec.id);
+    }
+    if (static_cast<int>(got.size()) < batch) {
+      if (cs.spilled != 0) spdlog::debug("class '{}': backlog count was {} over the store's", cs.name, cs.spilled);
+      cs.spilled = 0;  // everything waiting in the store has been read
+      cs.spill_from.reset();
+    } else {
+      cs.spill_from = QueueKey{last_read->neg_priority, last_read->seq + 1};
+      if (cs.spilled <= 0) cs.spilled = 1;  // more rows may follow: look once more
+    }
+  }
+  return !cs.queue.empty();
 }
 
 void TaskEngine::dispatchLocked(ClassState& cs) {
   if (!started_ || stopping_) return;
-  while (!cs.queue.empty() && cs.inflight < cs.limiter->limit()) {
+  while (cs.inflight < cs.limiter->limit()) {
+    if (cs.queue.empty() && !(cs.spilled > 0 && refillLocked(cs))) break;
     auto node = cs.queue.extract(cs.queue.begin());
     Entry& e = tasks_.at(node.mapped());
     e.rec.status = TaskStatus::Running;
@@ -109,7 +211,7 @@ void TaskEngine::finishAttempt(const std::string& id, ExecOutcome outcome, std::
   }
   ++totals_.processed;
   observer_.onAttemptEnded(runsUnder(e.rec.cls), std::chrono::duration<double>(latency).count());
-  const int queued = static_cast<int>(cs.queue.size());
+  const int queued = static_cast<int>(std::min<std::int64_t>(queuedCount(cs), INT32_MAX));
   if (!e.interrupted && !e.cancel_requested) {
     cs.limiter->onSample(LimiterSample{started, latency, !outcome.success}, cs.inflight, queued);
     cs.recent_outcomes.add(clock_.monotonicTime(), outcome.success ? 0.0 : 1.0);
@@ -143,6 +245,7 @@ void TaskEngine::finishAttempt(const std::string& id, ExecOutcome outcome, std::
 }
 
 void TaskEngine::persistLocked(Entry& e, std::function<void()> then) {
+  e.spillable = false;  // a write in flight: the store is not yet what memory holds
   if (isTerminal(e.rec.status)) {
     if (e.rec.status == TaskStatus::Completed) {
       ++totals_.completed;

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "common/Text.h"
 
@@ -23,6 +24,7 @@ TaskEngine::TaskEngine(EngineConfig cfg, TaskStore& store, Executors executors, 
     : cfg_(std::move(cfg)), store_(store), clock_(clock), observer_(observer ? *observer : quiet()) {
   for (auto& [name, cc] : cfg_.classes) {
     ClassState cs;
+    cs.name = name;
     cs.cfg = cc;
     auto ex = executors.find(name);
     cs.executor = ex == executors.end() ? nullptr : ex->second;
@@ -38,22 +40,65 @@ std::int64_t TaskEngine::nowMs() const {
 }
 
 Status TaskEngine::recover() {
+  // Finished tasks are counted (for stats) in the background, as the store was before
+  // anything below changes it: a long history does not delay the restart.
+  auto count_finished = store_.countByStatusLater();
   auto max = store_.maxSeq();
   if (!max) return max.fullError();
-  auto counts = store_.countByStatus();
-  if (!counts) return counts.fullError();
-  auto rows = store_.unfinished();
-  if (!rows) return rows.fullError();
+  // The backlog stays in the store: only its size per queue is read here; the queues
+  // read their tasks back as they run. Tasks whose class now runs elsewhere (a changed
+  // default class) move to that queue first.
+  auto groups = store_.pendingGroups();
+  if (!groups) return groups.fullError();
+  std::vector<TaskRecord> orphans;  // pending tasks whose class is no longer configured
+  std::map<std::string, std::int64_t> backlog;
+  for (const auto& g : groups.value()) {
+    const std::string& target = runsUnder(g.cls);
+    if (target.empty()) {
+      auto rows = store_.queued(g.queue, std::nullopt, std::numeric_limits<int>::max());
+      if (!rows) return rows.fullError();
+      for (auto& r : rows.value()) {
+        if (r.cls == g.cls) orphans.push_back(std::move(r));
+      }
+      continue;
+    }
+    if (g.queue != target) {
+      if (Status s = store_.moveQueue(g.cls, g.queue, target); !s.ok()) return s;
+    }
+    backlog[target] += g.count;
+  }
+  auto running = store_.withStatus(TaskStatus::Running);
+  if (!running) return running.fullError();
   std::lock_guard lock(mu_);
   seq_ = max.value();
-  for (const auto& [st, n] : counts.value()) {
-    totals_.submitted += n;
-    if (st == TaskStatus::Completed) totals_.completed += n;
-    if (st == TaskStatus::Failed) totals_.failed += n;
-    if (st == TaskStatus::Cancelled) totals_.cancelled += n;
+  for (const auto& g : groups.value()) totals_.submitted += g.count;
+  totals_.submitted += static_cast<std::int64_t>(running.value().size());
+  counter_ = std::jthread([this, count = std::move(count_finished)] {
+    auto counts = count();
+    if (!counts) {
+      spdlog::warn("counting finished tasks for stats: {}", counts.error());
+      return;
+    }
+    std::lock_guard counted(mu_);
+    for (const auto& [st, n] : counts.value()) {
+      if (!isTerminal(st)) continue;
+      totals_.submitted += n;
+      if (st == TaskStatus::Completed) totals_.completed += n;
+      if (st == TaskStatus::Failed) totals_.failed += n;
+      if (st == TaskStatus::Cancelled) totals_.cancelled += n;
+    }
+  });
+  std::int64_t requeued = 0;
+  for (const auto& [name, n] : backlog) {
+    ClassState& cs = classes_.at(name);
+    cs.spilled += n;
+    cs.spill_from.reset();  // anywhere: the first dispatch reads from the start
+    requeued += n;
   }
-  int requeued = 0, retried = 0, failed = 0, resumed = 0;
-  for (auto& rec : rows.value()) {
+  int retried = 0, failed = 0, resumed = 0;
+  std::vector<TaskRecord> rows = std::move(orphans);
+  for (auto& r : running.value()) rows.push_back(std::move(r));
+  for (auto& rec : rows) {
     Entry& e = tasks_[rec.id];
     e.rec = std::move(rec);
     e.accepted = true;
@@ -66,14 +111,14 @@ Status TaskEngine::recover() {
       persistLocked(e);
       continue;
     }
-    if (e.rec.status == TaskStatus::Running && cs->second.executor->resumable()) {
+    if (cs->second.executor->resumable()) {
       // Its work (a Slurm job) went on without us: the same attempt is launched again
       // and its executor adopts the work. Nothing to write until it is dispatched.
       e.rec.status = TaskStatus::Pending;
       e.rec.attempts -= 1;
       e.resuming = true;
       ++resumed;
-    } else if (e.rec.status == TaskStatus::Running) {
+    } else {
       // The process died while this attempt ran: that attempt counts as failed.
       if (e.rec.attempts < policyOf(e, cs->second).max_attempts) {
         e.rec.status = TaskStatus::Pending;
@@ -89,14 +134,13 @@ Status TaskEngine::recover() {
       }
       persistLocked(e);
       if (e.rec.status == TaskStatus::Failed) continue;
-    } else {
-      ++requeued;
     }
     enqueueLocked(e);
   }
   if (requeued + retried + failed + resumed > 0) {
-    spdlog::info("recovered {} queued task(s); {} interrupted task(s) will be retried, {} failed, {} resumed", requeued,
-                 retried, failed, resumed);
+    spdlog::info("recovered {} queued task(s) (read from the store as they run); {} interrupted task(s) will be "
+                 "retried, {} failed, {} resumed",
+                 requeued, retried, failed, resumed);
   }
   return Status::Ok();
 }
@@ -140,6 +184,7 @@ void TaskEngine::stop() {
     lock.lock();
     threads_cv_.wait(lock, [this] { return running_threads_ == 0; });
   }
+  if (counter_.joinable()) counter_.join();
   if (timer_.joinable()) {
     timer_.request_stop();
     {
@@ -208,6 +253,47 @@ Status TaskEngine::validateRequest(SubmitRequest& req, Payload* expanded) const 
   return Status::Ok();
 }
 
+bool TaskEngine::admitLocked(SubmitRequest& req, const std::string& hash, SubmitDone done, TaskRecord* rec) {
+  if (stopping_) {
+    done(Error{"the orchestrator is shutting down", ErrorKind::Unavailable});
+    return false;
+  }
+  auto it = tasks_.find(req.id);
+  if (it != tasks_.end()) {
+    if (it->second.rec.request_hash != hash) {
+      observer_.onRejected(runsUnder(req.cls), "duplicate");
+      done(Error{"task id '" + req.id + "' is taken by a different request", ErrorKind::AlreadyExists});
+    } else if (!it->second.accepted) {
+      it->second.waiters.push_back(std::move(done));
+    } else {
+      done(req.id);
+    }
+    return false;
+  }
+  ClassState& cs = classes_.at(runsUnder(req.cls));
+  if (queuedCount(cs) >= cs.cfg.max_queued) {
+    observer_.onRejected(runsUnder(req.cls), "queue_full");
+    done(Error{"class '" + req.cls + "' has " + std::to_string(cs.cfg.max_queued) +
+                   " tasks waiting (max_queued); retry later",
+               ErrorKind::Unavailable});
+    return false;
+  }
+  Entry& e = tasks_[req.id];
+  e.rec.seq = ++seq_;
+  e.rec.id = req.id;
+  e.rec.cls = req.cls;
+  e.rec.queue = cs.name;
+  e.rec.payload = std::move(req.payload);
+  e.rec.priority = req.priority;
+  e.rec.workflow_id = req.workflow_id;
+  e.rec.retry = req.retry;
+  e.rec.request_hash = hash;
+  e.rec.submitted_ms = nowMs();
+  e.waiters.push_back(std::move(done));
+  *rec = e.rec;
+  return true;
+}
+
 void TaskEngine::submit(SubmitRequest req, SubmitDone done) {
   Payload expanded;
   if (Status s = validateRequest(req, &expanded); !s.ok()) {
@@ -220,42 +306,7 @@ void TaskEngine::submit(SubmitRequest req, SubmitDone done) {
   TaskRecord rec;
   {
     std::lock_guard lock(mu_);
-    if (stopping_) {
-      done(Error{"the orchestrator is shutting down", ErrorKind::Unavailable});
-      return;
-    }
-    auto it = tasks_.find(req.id);
-    if (it != tasks_.end()) {
-      if (it->second.rec.request_hash != hash) {
-        observer_.onRejected(runsUnder(req.cls), "duplicate");
-        done(Error{"task id '" + req.id + "' is taken by a different request", ErrorKind::AlreadyExists});
-      } else if (!it->second.accepted) {
-        it->second.waiters.push_back(std::move(done));
-      } else {
-        done(req.id);
-      }
-      return;
-    }
-    ClassState& cs = classes_.at(runsUnder(req.cls));
-    if (static_cast<int>(cs.queue.size()) + cs.waiting_retry >= cs.cfg.max_queued) {
-      observer_.onRejected(runsUnder(req.cls), "queue_full");
-      done(Error{"class '" + req.cls + "' has " + std::to_string(cs.cfg.max_queued) +
-                     " tasks waiting (max_queued); retry later",
-                 ErrorKind::Unavailable});
-      return;
-    }
-    Entry& e = tasks_[req.id];
-    e.rec.seq = ++seq_;
-    e.rec.id = req.id;
-    e.rec.cls = req.cls;
-    e.rec.payload = std::move(req.payload);
-    e.rec.priority = req.priority;
-    e.rec.workflow_id = req.workflow_id;
-    e.rec.retry = req.retry;
-    e.rec.request_hash = hash;
-    e.rec.submitted_ms = nowMs();
-    e.waiters.push_back(std::move(done));
-    rec = e.rec;
+    if (!admitLocked(req, hash, std::move(done), &rec)) return;
   }
   const std::string id = rec.id;
   store_.insert(rec, [this, id](Status s) { onInserted(id, s); });
@@ -275,69 +326,122 @@ void TaskEngine::submitBatch(std::vector<SubmitRequest> reqs, BatchDone done) {
   batch->results.resize(reqs.size());
   batch->left = reqs.size();
   batch->done = std::move(done);
-  for (std::size_t i = 0; i < reqs.size(); ++i) {
-    // Each slot is written once, by whichever thread finished that request; the last
-    // one to finish (acq_rel on the counter) sees every slot and answers.
-    submit(std::move(reqs[i]), [batch, i](Result<std::string> r) {
+  // Each slot is written once, by whichever thread finished that request; the last one
+  // to finish (acq_rel on the counter) sees every slot and answers.
+  auto answer = [batch](std::size_t i) {
+    return [batch, i](Result<std::string> r) {
       batch->results[i].emplace(std::move(r));
       if (batch->left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
       std::vector<Result<std::string>> out;
       out.reserve(batch->results.size());
       for (auto& slot : batch->results) out.push_back(std::move(*slot));
       batch->done(std::move(out));
-    });
+    };
+  };
+  // Validation outside the lock; then one pass under it; then one write for the batch
+  // (one transaction) and one pass under the lock when it is durable.
+  std::vector<std::string> hashes(reqs.size());
+  std::vector<bool> valid(reqs.size(), false);
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    Payload expanded;
+    if (Status s = validateRequest(reqs[i], &expanded); !s.ok()) {
+      const std::string& under = runsUnder(reqs[i].cls);
+      observer_.onRejected(under.empty() ? "unknown" : under, "invalid");
+      answer(i)(s.fullError());
+      continue;
+    }
+    hashes[i] = requestHash(reqs[i].cls, reqs[i].payload, reqs[i].priority, reqs[i].workflow_id);
+    valid[i] = true;
   }
+  std::vector<TaskRecord> recs;
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(mu_);
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      if (!valid[i]) continue;
+      TaskRecord rec;
+      if (!admitLocked(reqs[i], hashes[i], answer(i), &rec)) continue;
+      ids.push_back(rec.id);
+      recs.push_back(std::move(rec));
+    }
+  }
+  if (recs.empty()) return;
+  store_.insertMany(std::move(recs),
+                    [this, ids = std::move(ids)](std::vector<Status> outcomes) { onInsertedMany(ids, std::move(outcomes)); });
 }
 
 void TaskEngine::onInserted(const std::string& id, Status s) {
-  std::vector<SubmitDone> waiters;
-  TaskRecord rec;
-  std::string cls;
+  std::vector<Status> outcomes;
+  outcomes.push_back(std::move(s));
+  onInsertedMany({id}, std::move(outcomes));
+}
+
+void TaskEngine::onInsertedMany(const std::vector<std::string>& ids, std::vector<Status> outcomes) {
+  // What is left to do for each write once the lock is released.
+  struct After {
+    const std::string* id = nullptr;
+    Status s;
+    std::vector<SubmitDone> waiters;
+    TaskRecord rec;
+  };
+  std::vector<After> afters;
+  afters.reserve(ids.size());
   {
     std::lock_guard lock(mu_);
-    auto it = tasks_.find(id);
-    if (it == tasks_.end()) return;
-    waiters.swap(it->second.waiters);
-    cls = it->second.rec.cls;
-    if (s.ok()) {
-      it->second.accepted = true;
-      ++totals_.submitted;
-      observer_.onAccepted(runsUnder(cls));
-      rec = it->second.rec;
-      if (it->second.cancel_requested) {
-        it->second.rec.status = TaskStatus::Cancelled;
-        it->second.rec.error = "cancelled before it ran";
-        it->second.rec.finished_ms = nowMs();
-        persistLocked(it->second);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      auto it = tasks_.find(ids[i]);
+      if (it == tasks_.end()) continue;
+      if (it->second.accepted) continue;  // a refill found the stored task first and answered the waiters
+      After a;
+      a.id = &ids[i];
+      a.s = std::move(outcomes[i]);
+      a.waiters.swap(it->second.waiters);
+      if (a.s.ok()) {
+        Entry& e = it->second;
+        e.accepted = true;
+        e.spillable = true;
+        ++totals_.submitted;
+        observer_.onAccepted(runsUnder(e.rec.cls));
+        a.rec = e.rec;
+        if (e.cancel_requested) {
+          e.rec.status = TaskStatus::Cancelled;
+          e.rec.error = "cancelled before it ran";
+          e.rec.finished_ms = nowMs();
+          persistLocked(e);
+        } else {
+          enqueueLocked(e);  // may leave memory: `e` is not used after this
+        }
       } else {
-        enqueueLocked(it->second);
+        a.rec = std::move(it->second.rec);
+        tasks_.erase(it);
       }
-    } else {
-      rec = it->second.rec;
-      tasks_.erase(it);
+      afters.push_back(std::move(a));
     }
   }
-  if (s.ok()) {
-    notify(rec);
-    for (auto& w : waiters) w(id);
-    return;
-  }
-  if (s.kind() == ErrorKind::AlreadyExists) {
-    // Taken by a task that is no longer in memory: the same request again is fine.
-    auto stored = store_.get(id);
-    const bool same = stored && stored.value() && stored.value()->request_hash == rec.request_hash;
-    if (!same) observer_.onRejected(runsUnder(cls), "duplicate");
-    for (auto& w : waiters) {
-      if (same) {
-        w(id);
-      } else {
-        w(Error{"task id '" + id + "' is taken by a different request", ErrorKind::AlreadyExists});
-      }
+  for (auto& a : afters) {
+    const std::string& id = *a.id;
+    if (a.s.ok()) {
+      notify(a.rec);
+      for (auto& w : a.waiters) w(id);
+      continue;
     }
-    return;
+    if (a.s.kind() == ErrorKind::AlreadyExists) {
+      // Taken by a task that is no longer in memory: the same request again is fine.
+      auto stored = store_.get(id);
+      const bool same = stored && stored.value() && stored.value()->request_hash == a.rec.request_hash;
+      if (!same) observer_.onRejected(runsUnder(a.rec.cls), "duplicate");
+      for (auto& w : a.waiters) {
+        if (same) {
+          w(id);
+        } else {
+          w(Error{"task id '" + id + "' is taken by a different request", ErrorKind::AlreadyExists});
+        }
+      }
+      continue;
+    }
+    observer_.onRejected(runsUnder(a.rec.cls), "store");
+    for (auto& w : a.waiters) w(a.s.fullError());
   }
-  observer_.onRejected(runsUnder(cls), "store");
-  for (auto& w : waiters) w(s.fullError());
 }
 
 Result<TaskRecord> TaskEngine::get(const std::string& id) {
@@ -362,6 +466,23 @@ Status TaskEngine::cancel(const std::string& id) {
     return Status::Ok();
   }
   if (it == tasks_.end()) {
+    // Waiting in the store (the backlog beyond the queue in memory)? Read under the lock,
+    // so that no refill takes it meanwhile.
+    auto stored = store_.get(id);
+    if (stored && stored.value() && stored.value()->status == TaskStatus::Pending) {
+      auto cs = classes_.find(runsUnder(stored.value()->cls));
+      if (cs != classes_.end()) {
+        cs->second.spilled = std::max<std::int64_t>(0, cs->second.spilled - 1);
+        Entry& e = tasks_[id];
+        e.rec = std::move(*stored.value());
+        e.accepted = true;
+        e.rec.status = TaskStatus::Cancelled;
+        e.rec.error = "cancelled before it ran";
+        e.rec.finished_ms = nowMs();
+        persistLocked(e);
+        return Status::Ok();
+      }
+    }
     lock.unlock();
     auto t = get(id);
     if (!t) return t.fullError();
@@ -448,6 +569,7 @@ std::vector<std::string> TaskEngine::reconfigure(const EngineConfig& next) {
   std::lock_guard lock(mu_);
   cfg_.max_payload_bytes = next.max_payload_bytes;
   cfg_.retain_finished = next.retain_finished;
+  cfg_.queue_in_memory = next.queue_in_memory;
   if (next.default_class != cfg_.default_class) {
     notes.push_back("tasks.default_class '" + next.default_class + "' takes effect after a restart (runs '" +
                     cfg_.default_class + "')");
@@ -490,7 +612,8 @@ QueueStats TaskEngine::stats() {
     c.limiter = cs.limiter->kind();
     c.limit = cs.limiter->limit();
     c.inflight = cs.inflight;
-    c.queued = static_cast<int>(cs.queue.size()) + cs.waiting_retry;
+    c.queued = static_cast<int>(std::min<std::int64_t>(queuedCount(cs), INT32_MAX));
+    c.queued_in_store = cs.spilled;
     c.min_latency_ms = std::chrono::duration<double, std::milli>(cs.limiter->minLatency()).count();
     const auto now = clock_.monotonicTime();
     c.recent_starts = static_cast<std::int64_t>(cs.recent_waits.count(now));

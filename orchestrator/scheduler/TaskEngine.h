@@ -43,6 +43,10 @@ struct EngineConfig {
   std::map<std::string, ClassConfig> classes;
   std::int64_t max_payload_bytes = 256 * 1024;
   std::int64_t retain_finished = 10'000;  // finished tasks kept in memory (older: store)
+  // Queued tasks per class kept in memory, whole (payload too), ready to dispatch; the
+  // rest of the backlog waits in the store and is read back in dispatch order, half this
+  // many at a time, as the queue in memory empties.
+  int queue_in_memory = 2'000;
   // A task whose class is not configured runs under this class (its queue, limiter and
   // executor; the task keeps its own class name). Empty: such tasks are refused.
   std::string default_class;
@@ -66,6 +70,7 @@ struct ClassStats {
   int limit = 0;
   int inflight = 0;
   int queued = 0;  // waiting to run, including retries waiting for their delay
+  std::int64_t queued_in_store = 0;  // of those, waiting only in the store (beyond queue_in_memory)
   double min_latency_ms = 0;
   // Over the last minute: attempts started and their summed queue wait; attempts that
   // ended, and how many of those failed.
@@ -154,6 +159,9 @@ class TaskEngine {
     // A resumable executor's attempt that outlived the last process: launched again as
     // the same attempt (its executor adopts the work), keeping its start time.
     bool resuming = false;
+    // Durable as it is (just inserted, or read from the store), so it may leave memory
+    // while it waits in the queue. Any write in flight clears it.
+    bool spillable = false;
     Clock::MonotonicTime queued_at{};
     Clock::MonotonicTime started_at{};
   };
@@ -165,10 +173,15 @@ class TaskEngine {
     }
   };
   struct ClassState {
+    std::string name;
     ClassConfig cfg;
     std::shared_ptr<Executor> executor;
     std::unique_ptr<ConcurrencyLimiter> limiter;
-    std::map<QueueKey, std::string> queue;
+    std::map<QueueKey, std::string> queue;  // the head of the backlog, in memory
+    // The rest of the backlog: pending tasks that wait only in the store. Each has a key
+    // at or after `spill_from` (none: anywhere); tasks in memory are never counted here.
+    std::int64_t spilled = 0;
+    std::optional<QueueKey> spill_from;
     int inflight = 0;
     int waiting_retry = 0;
     RecentWindow recent_waits;     // seconds from queued to started, per start
@@ -179,8 +192,21 @@ class TaskEngine {
   // the default class for an unconfigured name); "" when none does.
   const std::string& runsUnder(const std::string& cls) const;
   Status validateRequest(SubmitRequest& req, Payload* expanded) const;
+  // Checks a validated request against what is in memory (an exact resubmission, a
+  // taken id, a full queue: answered here through `done`) and otherwise makes its entry
+  // and fills `rec` for the store: true when `rec` must be inserted.
+  bool admitLocked(SubmitRequest& req, const std::string& hash, SubmitDone done, TaskRecord* rec);
   void onInserted(const std::string& id, Status s);
+  void onInsertedMany(const std::vector<std::string>& ids, std::vector<Status> outcomes);
   void enqueueLocked(Entry& e);
+  // Leaves the task to the store: it waits there until a refill reads it back.
+  void spillLocked(ClassState& cs, const std::string& id, const QueueKey& key);
+  // Reads the next tasks of the class's backlog from the store into its queue: true
+  // when the queue is no longer empty.
+  bool refillLocked(ClassState& cs);
+  static std::int64_t queuedCount(const ClassState& cs) {
+    return static_cast<std::int64_t>(cs.queue.size()) + cs.waiting_retry + cs.spilled;
+  }
   void dispatchLocked(ClassState& cs);
   void runAttempt(std::string id, ExecRequest req, std::shared_ptr<Executor> ex, std::stop_token cancel);
   void finishAttempt(const std::string& id, ExecOutcome outcome, std::chrono::nanoseconds latency,
@@ -212,6 +238,7 @@ class TaskEngine {
   std::condition_variable threads_cv_;
   std::condition_variable_any timer_cv_;
   std::jthread timer_;
+  std::jthread counter_;  // after a restart: counts finished tasks (stats) in the background
 
   WorkerPool pool_;
 

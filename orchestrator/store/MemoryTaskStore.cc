@@ -24,6 +24,57 @@ void MemoryTaskStore::insert(const TaskRecord& task, Done done) {
   writes_.push({true, task, std::move(done), nullptr, {taskEvent(task, true)}});
 }
 
+void MemoryTaskStore::insertMany(std::vector<TaskRecord> tasks, ManyDone done) {
+  writes_.pushInserts(std::move(tasks), std::move(done));
+}
+
+Result<std::vector<TaskRecord>> MemoryTaskStore::queued(const std::string& queue, std::optional<QueuePos> from,
+                                                       int limit) {
+  std::lock_guard lock(mu_);
+  std::vector<const TaskRecord*> hits;
+  for (const auto& [id, t] : tasks_) {
+    if (t.status != TaskStatus::Pending || t.queue != queue) continue;
+    if (from && !(t.priority < from->priority || (t.priority == from->priority && t.seq >= from->seq))) continue;
+    hits.push_back(&t);
+  }
+  std::sort(hits.begin(), hits.end(), [](const TaskRecord* a, const TaskRecord* b) {
+    return a->priority != b->priority ? a->priority > b->priority : a->seq < b->seq;
+  });
+  std::vector<TaskRecord> out;
+  for (std::size_t i = 0; i < hits.size() && static_cast<int>(i) < limit; ++i) out.push_back(*hits[i]);
+  return out;
+}
+
+Result<std::vector<TaskStore::PendingGroup>> MemoryTaskStore::pendingGroups() {
+  std::lock_guard lock(mu_);
+  std::map<std::pair<std::string, std::string>, std::int64_t> counts;
+  for (const auto& [id, t] : tasks_) {
+    if (t.status == TaskStatus::Pending) ++counts[{t.cls, t.queue}];
+  }
+  std::vector<PendingGroup> out;
+  for (const auto& [k, n] : counts) out.push_back(PendingGroup{k.first, k.second, n});
+  return out;
+}
+
+Result<std::vector<TaskRecord>> MemoryTaskStore::withStatus(TaskStatus status) {
+  std::lock_guard lock(mu_);
+  std::vector<TaskRecord> out;
+  for (const auto& [id, t] : tasks_) {
+    if (t.status == status) out.push_back(t);
+  }
+  std::sort(out.begin(), out.end(), [](const TaskRecord& a, const TaskRecord& b) { return a.seq < b.seq; });
+  return out;
+}
+
+Status MemoryTaskStore::moveQueue(const std::string& cls, const std::string& from, const std::string& to) {
+  writes_.flush();
+  std::lock_guard lock(mu_);
+  for (auto& [id, t] : tasks_) {
+    if (t.status == TaskStatus::Pending && t.cls == cls && t.queue == from) t.queue = to;
+  }
+  return Status::Ok();
+}
+
 void MemoryTaskStore::update(const TaskRecord& task, Done done) {
   writes_.push({false, task, std::move(done), nullptr, {taskEvent(task, false)}});
 }

@@ -25,6 +25,7 @@ class MemoryTaskStore final : public TaskStore, public WorkflowStore, public Eve
   MemoryTaskStore();
   ~MemoryTaskStore() override;
   void insert(const TaskRecord& task, Done done) override;
+  void insertMany(std::vector<TaskRecord> tasks, ManyDone done) override;
   void update(const TaskRecord& task, Done done) override;
   void flush() override;
   Result<std::optional<TaskRecord>> get(const std::string& id) override;
@@ -32,6 +33,10 @@ class MemoryTaskStore final : public TaskStore, public WorkflowStore, public Eve
   Result<std::vector<TaskRecord>> list(const TaskFilter& filter) override;
   Result<std::map<TaskStatus, std::int64_t>> countByStatus() override;
   Result<std::int64_t> maxSeq() override;
+  Result<std::vector<TaskRecord>> queued(const std::string& queue, std::optional<QueuePos> from, int limit) override;
+  Result<std::vector<PendingGroup>> pendingGroups() override;
+  Result<std::vector<TaskRecord>> withStatus(TaskStatus status) override;
+  Status moveQueue(const std::string& cls, const std::string& from, const std::string& to) override;
   std::string health() override { return "ok"; }
 
   // WorkflowStore (MemoryWorkflowStore.cc)

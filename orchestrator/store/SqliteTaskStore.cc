@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <future>
 #include <iterator>
 #include <cstring>
 #include <unordered_map>
@@ -144,13 +145,22 @@ CREATE TABLE slurm_jobs (
   nodes TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (task_id, attempt)) WITHOUT ROWID;
 )sql"},
+    // The backlog lives in the store: each task names the queue it waits in, and pending
+    // tasks are indexed in dispatch order per queue; running tasks are found at restart
+    // without reading the whole table.
+    {5, R"sql(
+ALTER TABLE tasks ADD COLUMN queue TEXT NOT NULL DEFAULT '';
+UPDATE tasks SET queue = class WHERE status = 'pending';
+CREATE INDEX tasks_backlog ON tasks (queue, priority DESC, seq, class) WHERE status = 'pending';
+CREATE INDEX tasks_running ON tasks (seq) WHERE status = 'running';
+)sql"},
 };
 static_assert(kMigrations[std::size(kMigrations) - 1].version == SqliteTaskStore::kSchemaVersion,
               "kSchemaVersion is the last migration's version");
 
 constexpr const char* kColumns =
     "seq, id, class, priority, workflow_id, payload, request_hash, status, attempts, result, error, "
-    "submitted_ms, started_ms, finished_ms, not_before_ms, retry";
+    "submitted_ms, started_ms, finished_ms, not_before_ms, retry, queue";
 
 using sqlite::dump;
 using sqlite::exec;
@@ -176,6 +186,7 @@ TaskRecord readRow(sqlite3_stmt* st) {
   t.finished_ms = sqlite3_column_int64(st, 13);
   t.not_before_ms = sqlite3_column_int64(st, 14);
   t.retry = retryFromText(text(st, 15));
+  t.queue = text(st, 16);
   return t;
 }
 
@@ -302,7 +313,7 @@ struct SqliteTaskStore::Statements {
   Stmt upd;
   Stmt event;
   explicit Statements(sqlite3* db)
-      : ins(db, std::string("INSERT INTO tasks (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+      : ins(db, std::string("INSERT INTO tasks (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         upd(db,
             "UPDATE tasks SET status=?, attempts=?, result=?, error=?, started_ms=?, finished_ms=?, "
             "not_before_ms=? WHERE id=?"),
@@ -390,6 +401,10 @@ void SqliteTaskStore::insert(const TaskRecord& task, Done done) {
   writes_->push({true, task, std::move(done), nullptr, {taskEvent(task, true)}});
 }
 
+void SqliteTaskStore::insertMany(std::vector<TaskRecord> tasks, ManyDone done) {
+  writes_->pushInserts(std::move(tasks), std::move(done));
+}
+
 void SqliteTaskStore::update(const TaskRecord& task, Done done) {
   writes_->push({false, task, std::move(done), nullptr, {taskEvent(task, false)}});
 }
@@ -453,6 +468,7 @@ void SqliteTaskStore::commit(std::vector<WriteQueue::Write>& batch, std::vector<
       sqlite3_bind_int64(st, 14, t.finished_ms);
       sqlite3_bind_int64(st, 15, t.not_before_ms);
       sqlite3_bind_text(st, 16, retryToText(t.retry).c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 17, t.queue.c_str(), -1, SQLITE_TRANSIENT);
     } else {
       sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
       sqlite3_bind_int(st, 2, t.attempts);
@@ -542,6 +558,59 @@ Result<std::vector<TaskRecord>> SqliteTaskStore::unfinished() {
                nullptr);
 }
 
+Result<std::vector<TaskRecord>> SqliteTaskStore::queued(const std::string& queue, std::optional<QueuePos> from,
+                                                       int limit) {
+  // Dispatch order is (priority descending, seq ascending); "at or after `from`" is a
+  // lower priority, or the same priority and a seq not smaller. The partial index
+  // tasks_backlog serves both the condition and the order.
+  std::string sql = std::string("SELECT ") + kColumns + " FROM tasks WHERE status = 'pending' AND queue = ?1";
+  if (from) sql += " AND (priority < ?2 OR (priority = ?2 AND seq >= ?3))";
+  sql += " ORDER BY priority DESC, seq LIMIT ?4";
+  return query(sql, [&](void* p) {
+    auto* st = static_cast<sqlite3_stmt*>(p);
+    sqlite3_bind_text(st, 1, queue.c_str(), -1, SQLITE_TRANSIENT);
+    if (from) {
+      sqlite3_bind_int(st, 2, from->priority);
+      sqlite3_bind_int64(st, 3, from->seq);
+    }
+    sqlite3_bind_int(st, 4, limit);
+  });
+}
+
+Result<std::vector<TaskStore::PendingGroup>> SqliteTaskStore::pendingGroups() {
+  std::lock_guard lock(read_mu_);
+  Stmt st(reader_, "SELECT class, queue, COUNT(*) FROM tasks WHERE status = 'pending' GROUP BY class, queue");
+  std::vector<PendingGroup> out;
+  int rc;
+  while ((rc = sqlite3_step(st.st)) == SQLITE_ROW) {
+    out.push_back(PendingGroup{text(st.st, 0), text(st.st, 1), sqlite3_column_int64(st.st, 2)});
+  }
+  if (rc != SQLITE_DONE) return Error{std::string("sqlite: ") + sqlite3_errmsg(reader_), ErrorKind::Unavailable};
+  return out;
+}
+
+Result<std::vector<TaskRecord>> SqliteTaskStore::withStatus(TaskStatus status) {
+  return query(std::string("SELECT ") + kColumns + " FROM tasks WHERE status = ?1 ORDER BY seq", [&](void* p) {
+    sqlite3_bind_text(static_cast<sqlite3_stmt*>(p), 1, toString(status), -1, SQLITE_STATIC);
+  });
+}
+
+Status SqliteTaskStore::moveQueue(const std::string& cls, const std::string& from, const std::string& to) {
+  std::promise<Status> result;
+  auto done = result.get_future();
+  writeOp(
+      [cls, from, to](sqlite3* db) -> Status {
+        Stmt st(db, "UPDATE tasks SET queue = ?3 WHERE status = 'pending' AND class = ?1 AND queue = ?2");
+        sqlite3_bind_text(st.st, 1, cls.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st.st, 2, from.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st.st, 3, to.c_str(), -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st.st) != SQLITE_DONE) return Error{std::string("sqlite: ") + sqlite3_errmsg(db)};
+        return Status::Ok();
+      },
+      [&result](Status s) { result.set_value(std::move(s)); });
+  return done.get();
+}
+
 Result<std::vector<TaskRecord>> SqliteTaskStore::list(const TaskFilter& f) {
   std::string sql = std::string("SELECT ") + kColumns + " FROM tasks WHERE seq > ?1";
   if (f.status) sql += " AND status = ?2";
@@ -568,6 +637,41 @@ Result<std::map<TaskStatus, std::int64_t>> SqliteTaskStore::countByStatus() {
   }
   if (rc != SQLITE_DONE) return Error{std::string("sqlite: ") + sqlite3_errmsg(reader_), ErrorKind::Unavailable};
   return out;
+}
+
+std::function<TaskStore::Counts()> SqliteTaskStore::countByStatusLater() {
+  // A connection of its own holds a read transaction whose snapshot is taken here (by a
+  // first read); the count over the whole table runs later inside it and sees the table
+  // as it was now, whatever is written meanwhile.
+  sqlite3* db = nullptr;
+  auto fail = [&](const std::string& what) -> std::function<Counts()> {
+    Error err{"sqlite: " + what + ": " + (db ? sqlite3_errmsg(db) : "cannot open"), ErrorKind::Unavailable};
+    if (db) sqlite3_close_v2(db);
+    return [err] { return Counts(err); };
+  };
+  auto opened = openDb(path_, SyncMode::Normal);
+  if (!opened) return [err = opened.fullError()] { return Counts(err); };
+  db = opened.value();
+  if (!exec(db, "BEGIN").ok()) return fail("begin");
+  {
+    Stmt first(db, "SELECT seq FROM tasks LIMIT 1");
+    const int rc = sqlite3_step(first.st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return fail("snapshot");
+  }
+  auto conn = std::shared_ptr<sqlite3>(db, [](sqlite3* d) { sqlite3_close_v2(d); });
+  return [conn]() -> Counts {
+    std::map<TaskStatus, std::int64_t> out;
+    {
+      Stmt st(conn.get(), "SELECT status, COUNT(*) FROM tasks GROUP BY status");
+      int rc;
+      while ((rc = sqlite3_step(st.st)) == SQLITE_ROW) {
+        if (auto s = parseTaskStatus(text(st.st, 0))) out[*s] = sqlite3_column_int64(st.st, 1);
+      }
+      if (rc != SQLITE_DONE) return Error{std::string("sqlite: ") + sqlite3_errmsg(conn.get()), ErrorKind::Unavailable};
+    }
+    (void)exec(conn.get(), "COMMIT");
+    return out;
+  };
 }
 
 Result<std::int64_t> SqliteTaskStore::maxSeq() {

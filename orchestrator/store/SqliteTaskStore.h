@@ -41,6 +41,7 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore, public Eve
   ~SqliteTaskStore() override;
 
   void insert(const TaskRecord& task, Done done) override;
+  void insertMany(std::vector<TaskRecord> tasks, ManyDone done) override;
   void update(const TaskRecord& task, Done done) override;
   void flush() override;
   Result<std::optional<TaskRecord>> get(const std::string& id) override;
@@ -48,6 +49,11 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore, public Eve
   Result<std::vector<TaskRecord>> list(const TaskFilter& filter) override;
   Result<std::map<TaskStatus, std::int64_t>> countByStatus() override;
   Result<std::int64_t> maxSeq() override;
+  std::function<Counts()> countByStatusLater() override;
+  Result<std::vector<TaskRecord>> queued(const std::string& queue, std::optional<QueuePos> from, int limit) override;
+  Result<std::vector<PendingGroup>> pendingGroups() override;
+  Result<std::vector<TaskRecord>> withStatus(TaskStatus status) override;
+  Status moveQueue(const std::string& cls, const std::string& from, const std::string& to) override;
   std::string health() override;
 
   // WorkflowStore
@@ -78,7 +84,7 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore, public Eve
   Result<std::optional<SlurmJobRecord>> getSlurmJob(const std::string& task_id, int attempt) override;
   Result<std::optional<SlurmJobRecord>> latestSlurmJob(const std::string& task_id) override;
 
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
   const std::string& path() const { return path_; }
 
  private:

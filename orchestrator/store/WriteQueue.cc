@@ -24,6 +24,48 @@ void WriteQueue::push(Write write) {
   cv_.notify_one();
 }
 
+void WriteQueue::pushMany(std::vector<Write> writes) {
+  if (writes.empty()) return;
+  for (std::size_t i = 0; i + 1 < writes.size(); ++i) writes[i].joined_with_next = true;
+  writes.back().joined_with_next = false;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& w : writes) pending_.push_back(std::move(w));
+  }
+  cv_.notify_one();
+}
+
+void WriteQueue::pushInserts(std::vector<TaskRecord> tasks, std::function<void(std::vector<Status>)> done) {
+  if (tasks.empty()) {
+    done({});
+    return;
+  }
+  // The writes' callbacks run one after another on the writer thread, in order, so the
+  // last one sees every outcome without further synchronisation.
+  struct Group {
+    std::vector<Status> outcomes;
+    std::function<void(std::vector<Status>)> done;
+  };
+  auto group = std::make_shared<Group>();
+  group->outcomes.reserve(tasks.size());
+  group->done = std::move(done);
+  const std::size_t n = tasks.size();
+  std::vector<Write> writes;
+  writes.reserve(n);
+  for (auto& t : tasks) {
+    Write w;
+    w.is_insert = true;
+    w.events.push_back(taskEvent(t, true));
+    w.task = std::move(t);
+    w.done = [group, n](Status s) {
+      group->outcomes.push_back(std::move(s));
+      if (group->outcomes.size() == n) group->done(std::move(group->outcomes));
+    };
+    writes.push_back(std::move(w));
+  }
+  pushMany(std::move(writes));
+}
+
 void WriteQueue::flush() {
   std::unique_lock lock(mu_);
   idle_cv_.wait(lock, [this] { return pending_.empty() && !busy_; });
@@ -38,7 +80,9 @@ void WriteQueue::loop(std::stop_token stop) {
       std::unique_lock lock(mu_);
       cv_.wait(lock, stop, [this] { return !pending_.empty(); });
       if (pending_.empty()) return;  // stopped with nothing left
-      const auto n = static_cast<std::ptrdiff_t>(std::min(pending_.size(), max_batch_));
+      std::size_t take = std::min(pending_.size(), max_batch_);
+      while (take < pending_.size() && pending_[take - 1].joined_with_next) ++take;  // whole groups
+      const auto n = static_cast<std::ptrdiff_t>(take);
       batch.assign(std::make_move_iterator(pending_.begin()), std::make_move_iterator(pending_.begin() + n));
       pending_.erase(pending_.begin(), pending_.begin() + n);
       busy_ = true;

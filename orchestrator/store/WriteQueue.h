@@ -29,6 +29,9 @@ class WriteQueue {
     // Events this write causes: stored in the same transaction when the write succeeds
     // (the commit function stamps them), then handed to `committed`.
     std::vector<Event> events;
+    // Set by pushMany on every write of a group but the last: a group is committed in
+    // one batch, even when that makes the batch larger than `max_batch`.
+    bool joined_with_next = false;
   };
   // Commits `batch`; sets outcomes[i] for each write (they start as Ok) and stamps the
   // events of the writes that succeeded.
@@ -44,6 +47,11 @@ class WriteQueue {
   WriteQueue& operator=(const WriteQueue&) = delete;
 
   void push(Write write);
+  // Queues `writes` as one group: they commit in the same batch.
+  void pushMany(std::vector<Write> writes);
+  // Inserts of `tasks` (each with its "submitted" event) as one group; `done` runs once,
+  // after the last write's outcome, with every outcome in order.
+  void pushInserts(std::vector<TaskRecord> tasks, std::function<void(std::vector<Status>)> done);
   void flush();
 
  private:

@@ -46,6 +46,10 @@ struct TaskRecord {
   std::int64_t finished_ms = 0;
   std::int64_t not_before_ms = 0;  // a retry waits until then
   std::optional<RetryPolicy> retry;  // the task's own policy (a workflow step's), else its class's
+  // The configured class whose queue it waits in (its own class, or the default class
+  // for an unconfigured name); set by the engine, stored so that the backlog can be read
+  // back per queue.
+  std::string queue;
 };
 
 // A retry override as stored ("" for none) and back; text that does not parse is none.

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "orchestrator/store/MemoryTaskStore.h"
+#include "orchestrator/store/SqliteTaskStore.h"
 #include "orchestrator/scheduler/TaskEngine.h"
 #include "tests/support/Process.h"
 
@@ -115,8 +116,10 @@ struct Rig {
   std::shared_ptr<GateExecutor> gate = std::make_shared<GateExecutor>();
   std::unique_ptr<TaskEngine> engine;
 
-  explicit Rig(int limit = 1, RetryPolicy retry = {.max_attempts = 3, .initial_interval = 10ms}) {
+  explicit Rig(int limit = 1, RetryPolicy retry = {.max_attempts = 3, .initial_interval = 10ms},
+               int queue_in_memory = 2000) {
     EngineConfig cfg;
+    cfg.queue_in_memory = queue_in_memory;
     ClassConfig c;
     c.executor = "gate";
     c.limiter = LimiterConfig{.kind = "fixed", .initial = limit, .min = 1, .max = limit};
@@ -383,6 +386,13 @@ TEST_CASE("engine: recovery requeues pending tasks and retries or fails interrup
   engine.submit({.id = "n", .cls = "a"}, [&](dspy::Result<std::string> r) { p.set_value(r); });
   REQUIRE(p.get_future().get().ok());
   CHECK(engine.get("n").value().seq == 5);
+  // Stats count the history too (finished tasks are counted in the background).
+  CHECK(eventually(
+      [&] {
+        auto st = engine.stats();
+        return st.submitted == 5 && st.completed == 4 && st.failed == 1 && st.pending == 0;
+      },
+      5s));
   engine.stop();
 }
 
@@ -445,4 +455,123 @@ TEST_CASE("engine: a reload raises a class's limit at once and reports what need
   CHECK(big.kind() == dspy::ErrorKind::InvalidArgument);
   // Unchanged settings are not "changed": a second identical reload is quiet.
   CHECK(rig.engine->reconfigure(next).size() == 2);
+}
+
+namespace {
+// Dispatch order of (id, priority) pairs submitted in this order: priority descending,
+// then submission order.
+std::vector<std::string> dispatchOrder(const std::vector<std::pair<std::string, int>>& tasks) {
+  auto sorted = tasks;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::vector<std::string> ids;
+  for (const auto& t : sorted) ids.push_back(t.first);
+  return ids;
+}
+}  // namespace
+
+TEST_CASE("engine: a backlog beyond the queue in memory waits in the store and still runs in order",
+          "[orchestrator][engine][backlog]") {
+  Rig rig(1, {.max_attempts = 3, .initial_interval = 10ms}, 4);
+  rig.engine->start();
+  REQUIRE(rig.submit({.id = "blocker", .cls = "a"}).ok());
+  REQUIRE(eventually([&] { return rig.gate->running() == 1; }, 5s));
+  std::vector<std::pair<std::string, int>> tasks;
+  for (int i = 0; i < 40; ++i) tasks.emplace_back("t" + std::to_string(i), (i * 7) % 3);
+  // Half one by one, half as a batch.
+  for (int i = 0; i < 20; ++i) REQUIRE(rig.submit({.id = tasks[i].first, .cls = "a", .priority = tasks[i].second}).ok());
+  std::vector<SubmitRequest> batch;
+  for (int i = 20; i < 40; ++i) batch.push_back({.id = tasks[i].first, .cls = "a", .priority = tasks[i].second});
+  std::promise<std::vector<dspy::Result<std::string>>> p;
+  rig.engine->submitBatch(std::move(batch), [&](std::vector<dspy::Result<std::string>> r) { p.set_value(std::move(r)); });
+  for (const auto& r : p.get_future().get()) REQUIRE(r.ok());
+
+  auto st = rig.engine->stats().classes.at("a");
+  CHECK(st.queued == 40);
+  CHECK(st.queued_in_store >= 40 - 4);  // only the head of the backlog stays in memory
+  // Tasks that wait in the store behave as queued ones: readable, resubmittable, cancellable.
+  const auto& late = tasks[35];
+  CHECK(rig.status(late.first) == TaskStatus::Pending);
+  CHECK(rig.submit({.id = late.first, .cls = "a", .priority = late.second}).ok());
+  CHECK(rig.submit({.id = late.first, .cls = "a", .priority = late.second + 1}).kind() ==
+        dspy::ErrorKind::AlreadyExists);
+  REQUIRE(rig.engine->cancel("t37").ok());
+  CHECK(rig.status("t37") == TaskStatus::Cancelled);
+  CHECK(rig.engine->stats().classes.at("a").queued == 39);
+
+  rig.gate->open();
+  auto expected = dispatchOrder(tasks);
+  expected.erase(std::find(expected.begin(), expected.end(), "t37"));
+  REQUIRE(eventually([&] { return rig.gate->started().size() == expected.size() + 1; }, 10s));
+  auto started = rig.gate->started();
+  CHECK(started.front() == "blocker");
+  started.erase(started.begin());
+  CHECK(started == expected);
+  for (const auto& id : expected) CHECK(rig.waitStatus(id, TaskStatus::Completed));
+  CHECK(rig.status("t37") == TaskStatus::Cancelled);
+  st = rig.engine->stats().classes.at("a");
+  CHECK(st.queued == 0);
+  CHECK(st.queued_in_store == 0);
+}
+
+TEST_CASE("engine: a higher priority task overtakes a backlog that waits in the store", "[orchestrator][engine][backlog]") {
+  Rig rig(1, {.max_attempts = 3, .initial_interval = 10ms}, 4);
+  rig.engine->start();
+  REQUIRE(rig.submit({.id = "blocker", .cls = "a"}).ok());
+  REQUIRE(eventually([&] { return rig.gate->running() == 1; }, 5s));
+  for (int i = 0; i < 20; ++i) REQUIRE(rig.submit({.id = "low" + std::to_string(i), .cls = "a"}).ok());
+  REQUIRE(rig.submit({.id = "urgent", .cls = "a", .priority = 9}).ok());
+  rig.gate->release(2);  // the blocker, then the next one
+  REQUIRE(eventually([&] { return rig.gate->started().size() >= 2; }, 5s));
+  CHECK(rig.gate->started()[1] == "urgent");
+}
+
+TEST_CASE("engine: after a restart a stored backlog is counted, not loaded, and runs in order exactly once",
+          "[orchestrator][engine][backlog]") {
+  const auto dir = dspy::test::tempDir();
+  auto gate = std::make_shared<GateExecutor>();
+  EngineConfig cfg;
+  cfg.queue_in_memory = 6;
+  ClassConfig c;
+  c.executor = "gate";
+  c.limiter = LimiterConfig{.kind = "fixed", .initial = 1, .min = 1, .max = 1};
+  c.retry = RetryPolicy{.max_attempts = 3, .initial_interval = 10ms};
+  cfg.classes["a"] = c;
+  dspy::FakeClock clock;
+  std::vector<std::pair<std::string, int>> tasks;
+  {
+    auto store = SqliteTaskStore::open(dir, SyncMode::Normal);
+    REQUIRE(store.ok());
+    TaskEngine engine(cfg, *store.value(), {{"a", gate}}, clock, nullptr);
+    REQUIRE(engine.recover().ok());
+    engine.start();
+    std::vector<SubmitRequest> batch;
+    for (int i = 0; i < 50; ++i) {
+      tasks.emplace_back("s" + std::to_string(i), i % 4 == 0 ? 1 : 0);
+      batch.push_back({.id = tasks.back().first, .cls = "a", .payload = {{"n", std::to_string(i)}},
+                       .priority = tasks.back().second});
+    }
+    std::promise<std::vector<dspy::Result<std::string>>> p;
+    engine.submitBatch(std::move(batch), [&](std::vector<dspy::Result<std::string>> r) { p.set_value(std::move(r)); });
+    for (const auto& r : p.get_future().get()) REQUIRE(r.ok());
+    REQUIRE(eventually([&] { return gate->running() == 1; }, 5s));  // the first one runs, then we stop
+    engine.stop();  // it goes back to the queue without using an attempt
+  }
+  auto store = SqliteTaskStore::open(dir, SyncMode::Normal);
+  REQUIRE(store.ok());
+  auto gate2 = std::make_shared<GateExecutor>();
+  TaskEngine engine(cfg, *store.value(), {{"a", gate2}}, clock, nullptr);
+  REQUIRE(engine.recover().ok());
+  auto st = engine.stats().classes.at("a");
+  CHECK(st.queued == 50);
+  CHECK(st.queued_in_store == 50);
+  engine.start();
+  gate2->open();
+  REQUIRE(eventually([&] { return gate2->started().size() == 50; }, 10s));
+  CHECK(gate2->started() == dispatchOrder(tasks));
+  for (const auto& [id, prio] : tasks) {
+    REQUIRE(eventually([&] { return engine.get(id).value().status == TaskStatus::Completed; }, 5s));
+    CHECK(engine.get(id).value().attempts == 1);
+    CHECK(gate2->attempts(id) == 1);
+  }
+  engine.stop();
 }
