@@ -150,7 +150,8 @@ void registerHttpApi(HttpServer& http, TaskEngine& engine, SlurmExecutor* slurm,
     nlohmann::json classes = nlohmann::json::object();
     for (const auto& [name, c] : s.classes) {
       classes[name] = {{"executor", c.executor}, {"limiter", c.limiter}, {"limit", c.limit},
-                       {"inflight", c.inflight}, {"queued", c.queued}, {"min_latency_ms", c.min_latency_ms}};
+                       {"inflight", c.inflight}, {"queued", c.queued}, {"queued_in_store", c.queued_in_store},
+                       {"min_latency_ms", c.min_latency_ms}};
     }
     HttpResponse resp;
     resp.body = nlohmann::json{{"pending", s.pending},     {"done", s.done},           {"submitted", s.submitted},

@@ -29,6 +29,9 @@ struct Event {
   std::int64_t ts_ns = 0;         // unix nanoseconds of the commit (set when stored)
   std::string source = "orchestrator";
   Payload data;                   // includes resource_id once made
+  // `data` serialized ahead, off the store's writer thread (empty: serialized when
+  // stored). Not part of the event's identity; set only once `data` is final.
+  std::string data_json;
   // The resource's first event (a task's insert, a run's start): its sequence starts at
   // 1 without looking up earlier events. Not stored.
   bool first_of_resource = false;

@@ -386,8 +386,14 @@ void TaskEngine::onInsertedMany(const std::vector<std::string>& ids, std::vector
   };
   std::vector<After> afters;
   afters.reserve(ids.size());
+  bool watched = false;
   {
     std::lock_guard lock(mu_);
+    {
+      // Checked under mu_: a watch that starts later takes its snapshot after this pass.
+      std::lock_guard wlock(watch_mu_);
+      watched = !watches_.empty();
+    }
     for (std::size_t i = 0; i < ids.size(); ++i) {
       auto it = tasks_.find(ids[i]);
       if (it == tasks_.end()) continue;
@@ -402,7 +408,7 @@ void TaskEngine::onInsertedMany(const std::vector<std::string>& ids, std::vector
         e.spillable = true;
         ++totals_.submitted;
         observer_.onAccepted(runsUnder(e.rec.cls));
-        a.rec = e.rec;
+        if (watched) a.rec = e.rec;  // for the watchers (a copy only when someone watches)
         if (e.cancel_requested) {
           e.rec.status = TaskStatus::Cancelled;
           e.rec.error = "cancelled before it ran";
@@ -421,7 +427,7 @@ void TaskEngine::onInsertedMany(const std::vector<std::string>& ids, std::vector
   for (auto& a : afters) {
     const std::string& id = *a.id;
     if (a.s.ok()) {
-      notify(a.rec);
+      if (watched) notify(a.rec);
       for (auto& w : a.waiters) w(id);
       continue;
     }

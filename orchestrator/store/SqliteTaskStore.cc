@@ -398,7 +398,9 @@ SqliteTaskStore::~SqliteTaskStore() {
 }
 
 void SqliteTaskStore::insert(const TaskRecord& task, Done done) {
-  writes_->push({true, task, std::move(done), nullptr, {taskEvent(task, true)}});
+  WriteQueue::Write w{true, task, std::move(done), nullptr, {taskEvent(task, true)}};
+  WriteQueue::prepare(w);  // on the caller's thread, not the writer's
+  writes_->push(std::move(w));
 }
 
 void SqliteTaskStore::insertMany(std::vector<TaskRecord> tasks, ManyDone done) {
@@ -449,16 +451,19 @@ void SqliteTaskStore::commit(std::vector<WriteQueue::Write>& batch, std::vector<
     sqlite3_stmt* st = batch[i].is_insert ? ins.st : upd.st;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    const std::string payload = batch[i].is_insert ? dump(t.payload) : std::string(), result = dump(t.result);
+    // Text the batch owns is bound without a copy (SQLITE_STATIC): it outlives the step.
+    if (batch[i].is_insert && batch[i].payload_json.empty()) batch[i].payload_json = dump(t.payload);
+    const std::string& payload = batch[i].payload_json;
+    const std::string result = batch[i].is_insert && t.result.empty() ? std::string("{}") : dump(t.result);
     const char* status = toString(t.status);
     if (batch[i].is_insert) {
       sqlite3_bind_int64(st, 1, t.seq);
-      sqlite3_bind_text(st, 2, t.id.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 3, t.cls.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 2, t.id.c_str(), static_cast<int>(t.id.size()), SQLITE_STATIC);
+      sqlite3_bind_text(st, 3, t.cls.c_str(), static_cast<int>(t.cls.size()), SQLITE_STATIC);
       sqlite3_bind_int(st, 4, t.priority);
-      sqlite3_bind_text(st, 5, t.workflow_id.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 6, payload.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 7, t.request_hash.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 5, t.workflow_id.c_str(), static_cast<int>(t.workflow_id.size()), SQLITE_STATIC);
+      sqlite3_bind_text(st, 6, payload.c_str(), static_cast<int>(payload.size()), SQLITE_STATIC);
+      sqlite3_bind_text(st, 7, t.request_hash.c_str(), static_cast<int>(t.request_hash.size()), SQLITE_STATIC);
       sqlite3_bind_text(st, 8, status, -1, SQLITE_STATIC);
       sqlite3_bind_int(st, 9, t.attempts);
       sqlite3_bind_text(st, 10, result.c_str(), -1, SQLITE_TRANSIENT);
@@ -468,7 +473,7 @@ void SqliteTaskStore::commit(std::vector<WriteQueue::Write>& batch, std::vector<
       sqlite3_bind_int64(st, 14, t.finished_ms);
       sqlite3_bind_int64(st, 15, t.not_before_ms);
       sqlite3_bind_text(st, 16, retryToText(t.retry).c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(st, 17, t.queue.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, 17, t.queue.c_str(), static_cast<int>(t.queue.size()), SQLITE_STATIC);
     } else {
       sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
       sqlite3_bind_int(st, 2, t.attempts);
@@ -517,8 +522,8 @@ Status SqliteTaskStore::storeEvents(std::vector<Event>& events) {
     sqlite3_bind_int64(st, 5, e.resource_seq);
     sqlite3_bind_int64(st, 6, e.ts_ns);
     sqlite3_bind_text(st, 7, e.source.c_str(), -1, SQLITE_STATIC);
-    const std::string data = dump(e.data);
-    sqlite3_bind_text(st, 8, data.c_str(), -1, SQLITE_STATIC);
+    if (e.data_json.empty()) e.data_json = dump(e.data);
+    sqlite3_bind_text(st, 8, e.data_json.c_str(), -1, SQLITE_STATIC);
     if (relayed_) {
       sqlite3_bind_null(st, 9);
       ++uncommitted_pending_;

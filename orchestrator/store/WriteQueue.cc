@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <iterator>
 
+#include <nlohmann/json.hpp>
+
 namespace dspy::orchestrator {
 
 WriteQueue::WriteQueue(Commit commit, int max_batch)
@@ -22,6 +24,13 @@ void WriteQueue::push(Write write) {
     pending_.push_back(std::move(write));
   }
   cv_.notify_one();
+}
+
+void WriteQueue::prepare(Write& w) {
+  if (w.is_insert && w.payload_json.empty()) w.payload_json = nlohmann::json(w.task.payload).dump();
+  for (auto& e : w.events) {
+    if (e.data_json.empty()) e.data_json = nlohmann::json(e.data).dump();
+  }
 }
 
 void WriteQueue::pushMany(std::vector<Write> writes) {
@@ -57,6 +66,7 @@ void WriteQueue::pushInserts(std::vector<TaskRecord> tasks, std::function<void(s
     w.is_insert = true;
     w.events.push_back(taskEvent(t, true));
     w.task = std::move(t);
+    prepare(w);
     w.done = [group, n](Status s) {
       group->outcomes.push_back(std::move(s));
       if (group->outcomes.size() == n) group->done(std::move(group->outcomes));

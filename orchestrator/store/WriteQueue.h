@@ -32,7 +32,12 @@ class WriteQueue {
     // Set by pushMany on every write of a group but the last: a group is committed in
     // one batch, even when that makes the batch larger than `max_batch`.
     bool joined_with_next = false;
+    // An insert's payload serialized ahead, on the caller's thread (empty: serialized
+    // by the commit), so that the single writer thread only binds and steps.
+    std::string payload_json;
   };
+  // Serializes a write's insert payload and its events' data ahead (see above).
+  static void prepare(Write& w);
   // Commits `batch`; sets outcomes[i] for each write (they start as Ok) and stamps the
   // events of the writes that succeeded.
   using Commit = std::function<void(std::vector<Write>& batch, std::vector<Status>& outcomes)>;

@@ -587,3 +587,59 @@ def test_batches_over_grpc_and_http_answer_per_task_in_order(orch):
     assert code in (400, 413)
     code, body = o.http("POST", "/queue/submit", b"42")
     assert code == 400 and "array" in body["error"]
+
+
+BACKLOG_YAML = """
+tasks:
+  queue_in_memory: 4
+  classes:
+    slot:
+      limiter: {kind: fixed, initial: 1, max: 1}
+      retry: {max_attempts: 3, initial_interval_ms: 50}
+"""
+
+
+def test_a_backlog_beyond_queue_in_memory_waits_in_the_store_survives_kill_9_and_runs_once(orch):
+    o = orch(BACKLOG_YAML)
+    assert o.submit("bl-blocker", cls="slot", command="nap", args='["60"]').success
+    eventually(lambda: o.status("bl-blocker").status == "running", 10, what="the blocker runs")
+    tasks = []
+    for i in range(300):
+        t = o.pb.SubmitTaskRequest(id=f"bl-{i}", payload={"command": "echo", "args": json.dumps([str(i)])},
+                                   priority=1 if i % 10 == 0 else 0)
+        setattr(t, "class", "slot")
+        tasks.append(t)
+    assert o.stub.SubmitTasks(o.pb.SubmitTasksRequest(tasks=tasks), timeout=30).accepted == 300
+    slot = o.http("GET", "/queue/status")[1]["classes"]["slot"]
+    assert slot["queued"] == 300
+    assert slot["queued_in_store"] >= 300 - 4, "only the head of the backlog stays in memory"
+    # A task that waits only in the store reads, resubmits and cancels as a queued one.
+    assert o.status("bl-253").status == "pending"
+    assert o.submit("bl-253", cls="slot", command="echo", args='["253"]').success
+    with pytest.raises(grpc.RpcError) as e:
+        o.submit("bl-253", cls="slot", command="echo", args='["other"]')
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert o.stub.CancelTask(o.pb.CancelTaskRequest(task_id="bl-251"), timeout=10).success
+    assert o.status("bl-251").status == "cancelled"
+
+    o.daemon.restart(kill_signal=signal.SIGKILL)
+    o.reconnect()
+    status = o.http("GET", "/queue/status")[1]
+    # The blocker's retry waits 50 ms, so a few of the backlog may already have run.
+    assert status["pending"] + status["completed"] == 300, "the blocker and 299 queued tasks are all still there"
+    assert status["classes"]["slot"]["queued_in_store"] >= 250
+    eventually(lambda: o.status("bl-blocker").status == "running", 10, what="the interrupted blocker runs again")
+    assert o.stub.CancelTask(o.pb.CancelTaskRequest(task_id="bl-blocker"), timeout=10).success
+    for i in range(300):
+        if i == 251:
+            continue
+        t = o.wait_final(f"bl-{i}", timeout=60)
+        assert t.status == "completed" and t.result["stdout"] == f"{i}\n"
+        assert t.task.attempts == 1, f"bl-{i} ran once"
+    assert o.status("bl-251").status == "cancelled"
+    # Priority first, then submission order: start times never go back along that order
+    # (one slot, so each task starts after the previous one; ties within a ms allowed).
+    expected = [i for i in range(300) if i % 10 == 0] + [i for i in range(300) if i % 10 and i != 251]
+    times = [o.status(f"bl-{i}").task.started_at_ms for i in expected]
+    assert times == sorted(times)
+    assert times[0] > 0

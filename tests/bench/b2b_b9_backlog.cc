@@ -153,7 +153,7 @@ BatchRun sendBatches(const Daemon& d, int clients, const std::string& prefix, co
 
 // SQLite alone: the rows the orchestrator writes for each accepted task (its tasks row
 // and its task_submitted outbox row), with the same statements and pragmas, in
-// transactions of 1,000; for `seconds`. Rows per second.
+// transactions of 1,000; for `seconds` of transactions. Tasks per second.
 double sqliteBaseline(double seconds, long* rows_out) {
   const std::string dir = dspy::test::tempDir();
   { auto created = orch::SqliteTaskStore::open(dir, orch::SyncMode::Normal); }  // the schema, then closed
@@ -172,15 +172,19 @@ double sqliteBaseline(double seconds, long* rows_out) {
                      "INSERT INTO outbox (seq, event_id, type, resource_id, resource_seq, ts_ns, source, data, "
                      "delivered_ms) VALUES (?,?,?,?,?,?,?,?,?)",
                      -1, &ev, nullptr);
+  // Rows are made ahead (as the engine makes them, outside its store's transaction);
+  // only the transactions that insert them are timed.
+  struct Row {
+    orch::TaskRecord t;
+    std::string payload, data;
+    orch::Event e;
+  };
   long seq = 0;
-  const auto start = Clock::now();
-  const auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-  while (Clock::now() < end) {
-    // The records are made as the engine makes them (outside its store's transaction).
-    std::vector<orch::TaskRecord> recs(kBatch);
-    std::vector<orch::Event> events;
-    events.reserve(kBatch);
-    for (auto& t : recs) {
+  double took = 0;
+  while (took < seconds) {
+    std::vector<Row> rows(kBatch);
+    for (auto& r : rows) {
+      auto& t = r.t;
       ++seq;
       t.seq = seq;
       t.id = "sq" + std::to_string(seq);
@@ -189,34 +193,35 @@ double sqliteBaseline(double seconds, long* rows_out) {
       t.payload["command"] = "wait";
       t.request_hash = orch::requestHash(t.cls, t.payload, 0, "");
       t.submitted_ms = seq;
-      events.push_back(orch::taskEvent(t, true));
+      r.e = orch::taskEvent(t, true);
+      r.payload = dspy::orchestrator::sqlite::dump(t.payload);
+      r.data = dspy::orchestrator::sqlite::dump(r.e.data);
     }
+    const auto t0 = Clock::now();
     sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
-    for (std::size_t i = 0; i < recs.size(); ++i) {
-      const auto& t = recs[i];
+    for (const auto& r : rows) {
+      const auto& t = r.t;
       sqlite3_reset(ins);
-      const std::string p = dspy::orchestrator::sqlite::dump(t.payload), result = "{}";
       sqlite3_bind_int64(ins, 1, t.seq);
-      sqlite3_bind_text(ins, 2, t.id.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(ins, 3, t.cls.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(ins, 2, t.id.c_str(), -1, SQLITE_STATIC);
+      sqlite3_bind_text(ins, 3, t.cls.c_str(), -1, SQLITE_STATIC);
       sqlite3_bind_int(ins, 4, 0);
-      sqlite3_bind_text(ins, 5, "", -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(ins, 6, p.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(ins, 7, t.request_hash.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(ins, 5, "", -1, SQLITE_STATIC);
+      sqlite3_bind_text(ins, 6, r.payload.c_str(), -1, SQLITE_STATIC);
+      sqlite3_bind_text(ins, 7, t.request_hash.c_str(), -1, SQLITE_STATIC);
       sqlite3_bind_text(ins, 8, "pending", -1, SQLITE_STATIC);
       sqlite3_bind_int(ins, 9, 0);
-      sqlite3_bind_text(ins, 10, result.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(ins, 11, "", -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(ins, 10, "{}", -1, SQLITE_STATIC);
+      sqlite3_bind_text(ins, 11, "", -1, SQLITE_STATIC);
       sqlite3_bind_int64(ins, 12, t.submitted_ms);
       sqlite3_bind_int64(ins, 13, 0);
       sqlite3_bind_int64(ins, 14, 0);
       sqlite3_bind_int64(ins, 15, 0);
-      sqlite3_bind_text(ins, 16, "", -1, SQLITE_TRANSIENT);
-      sqlite3_bind_text(ins, 17, t.queue.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(ins, 16, "", -1, SQLITE_STATIC);
+      sqlite3_bind_text(ins, 17, t.queue.c_str(), -1, SQLITE_STATIC);
       if (sqlite3_step(ins) != SQLITE_DONE) std::fprintf(stderr, "baseline insert: %s\n", sqlite3_errmsg(db));
-      const auto& e = events[i];
+      const auto& e = r.e;
       sqlite3_reset(ev);
-      const std::string data = dspy::orchestrator::sqlite::dump(e.data);
       sqlite3_bind_int64(ev, 1, t.seq);
       sqlite3_bind_text(ev, 2, e.id.c_str(), -1, SQLITE_STATIC);
       sqlite3_bind_text(ev, 3, e.type.c_str(), -1, SQLITE_STATIC);
@@ -224,13 +229,13 @@ double sqliteBaseline(double seconds, long* rows_out) {
       sqlite3_bind_int64(ev, 5, 1);
       sqlite3_bind_int64(ev, 6, t.seq);
       sqlite3_bind_text(ev, 7, e.source.c_str(), -1, SQLITE_STATIC);
-      sqlite3_bind_text(ev, 8, data.c_str(), -1, SQLITE_STATIC);
+      sqlite3_bind_text(ev, 8, r.data.c_str(), -1, SQLITE_STATIC);
       sqlite3_bind_int64(ev, 9, -1);
       if (sqlite3_step(ev) != SQLITE_DONE) std::fprintf(stderr, "baseline event: %s\n", sqlite3_errmsg(db));
     }
     sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+    took += std::chrono::duration<double>(Clock::now() - t0).count();
   }
-  const double took = std::chrono::duration<double>(Clock::now() - start).count();
   sqlite3_finalize(ins);
   sqlite3_finalize(ev);
   sqlite3_close_v2(db);
