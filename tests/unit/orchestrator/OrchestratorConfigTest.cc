@@ -154,6 +154,21 @@ TEST_CASE("orchestrator config: the workflow limits are range-checked and named"
   CHECK_THAT(unknown.error(), Catch::Contains("unknown key 'workflows.max_runs'"));
 }
 
+TEST_CASE("orchestrator config: tasks.queue_in_memory is range-checked and named", "[orchestrator][config]") {
+  auto def = loadText("{}\n");
+  REQUIRE(def.ok());
+  CHECK(def.value().engine.queue_in_memory == 2000);
+  auto ok = loadText("tasks:\n  queue_in_memory: 64\n");
+  REQUIRE(ok.ok());
+  CHECK(ok.value().engine.queue_in_memory == 64);
+  for (const std::string bad : {"1", "-5", "2000001", "lots"}) {
+    auto r = loadText("tasks:\n  queue_in_memory: " + bad + "\n");
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.error(), Catch::Contains("tasks.queue_in_memory"));
+    CHECK_THAT(r.error(), Catch::Contains(":2:"));  // the line
+  }
+}
+
 TEST_CASE("kafka settings: brokers are checked before anything starts, env wins over the file", "[config]") {
   using dspy::config::mapEnv;
   auto load = [](const std::string& yaml, std::map<std::string, std::string> env = {}) {
