@@ -17,6 +17,26 @@ struct Summary {
   double per_second = 0;
 };
 
+// The orchestrator config the submission benchmarks (B2, B2b, B9) run: a `noop` class
+// "bench" (accepted tasks also run) and a class "hold" whose single slot is held by a
+// sleep, so that accepted tasks only queue (the sleep ends by itself after
+// `hold_seconds`, even when its orchestrator was killed).
+inline std::string benchOrchestratorConfig(int grpc_port, int http_port, const std::string& dir,
+                                           const std::string& sync, const std::string& log_level,
+                                           int hold_seconds) {
+  return "grpc:\n  address: 127.0.0.1:" + std::to_string(grpc_port) + "\nhttp:\n  address: 127.0.0.1:" +
+         std::to_string(http_port) + "\nstore:\n  dir: " + dir + "/state\n  sync: " + sync +
+         "\nlog:\n  level: " + log_level +
+         "\ntasks:\n  classes:\n    bench:\n      executor: noop\n"
+         "      limiter: {kind: fixed, initial: 4, max: 4}\n"
+         "      max_queued: 10000000\n"
+         "    hold:\n      executor: process\n"
+         "      limiter: {kind: fixed, initial: 1, max: 1}\n"
+         "      max_queued: 10000000\n"
+         "executors:\n  process:\n    commands:\n"
+         "      wait: {argv: [/bin/sleep, '" + std::to_string(hold_seconds) + "']}\n";
+}
+
 inline Summary summarize(std::vector<double> us, double seconds) {
   Summary s;
   s.samples = us.size();

@@ -34,20 +34,9 @@ struct Daemon {
   std::unique_ptr<dspy::test::ChildProcess> proc;
 
   Daemon(const std::string& build, const std::string& sync) {
-    dspy::test::writeFile(dir + "/c.yaml", "grpc:\n  address: 127.0.0.1:" + std::to_string(grpc_port) +
-                                               "\nhttp:\n  address: 127.0.0.1:" + std::to_string(http_port) +
-                                               "\nstore:\n  dir: " + dir + "/state\n  sync: " + sync +
-                                               "\nlog:\n  level: warn\n"
-                                               "tasks:\n  classes:\n    bench:\n      executor: noop\n"
-                                               "      limiter: {kind: fixed, initial: 4, max: 4}\n"
-                                               "      max_queued: 10000000\n"
-                                               // Accepts and queues only: one task holds the class's
-                                               // single slot, so this isolates the submission path.
-                                               "    hold:\n      executor: process\n"
-                                               "      limiter: {kind: fixed, initial: 1, max: 1}\n"
-                                               "      max_queued: 10000000\n"
-                                               "executors:\n  process:\n    commands:\n"
-                                               "      wait: {argv: [/bin/sleep, '3600']}\n");
+    // Class "hold" accepts and queues only (its one slot is held), isolating the submission path.
+    dspy::test::writeFile(dir + "/c.yaml",
+                          dspy::bench::benchOrchestratorConfig(grpc_port, http_port, dir, sync, "warn", 3600));
     proc = std::make_unique<dspy::test::ChildProcess>(
         std::vector<std::string>{build + "/orchestrator/orchestrator", "--config", dir + "/c.yaml"},
         std::map<std::string, std::string>{}, dir + "/log");

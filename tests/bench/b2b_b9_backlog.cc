@@ -45,21 +45,9 @@ struct Daemon {
   std::unique_ptr<dspy::test::ChildProcess> proc;
 
   Daemon(const std::string& build, std::string store_dir = dspy::test::tempDir()) : dir(std::move(store_dir)) {
-    dspy::test::writeFile(dir + "/c.yaml", "grpc:\n  address: 127.0.0.1:" + std::to_string(grpc_port) +
-                                               "\nhttp:\n  address: 127.0.0.1:" + std::to_string(http_port) +
-                                               "\nstore:\n  dir: " + dir + "/state\n  sync: normal\n"
-                                               "log:\n  level: " + std::string(std::getenv("B9_LOG_LEVEL") ? std::getenv("B9_LOG_LEVEL") : "warn") + "\n"
-                                               "tasks:\n  classes:\n    bench:\n      executor: noop\n"
-                                               "      limiter: {kind: fixed, initial: 4, max: 4}\n"
-                                               "      max_queued: 10000000\n"
-                                               // Accepts and queues only: one task holds the class's
-                                               // single slot (a sleep that ends by itself after the
-                                               // benchmark, even when its orchestrator was killed).
-                                               "    hold:\n      executor: process\n"
-                                               "      limiter: {kind: fixed, initial: 1, max: 1}\n"
-                                               "      max_queued: 10000000\n"
-                                               "executors:\n  process:\n    commands:\n"
-                                               "      wait: {argv: [/bin/sleep, '300']}\n");
+    const char* level = std::getenv("B9_LOG_LEVEL");
+    dspy::test::writeFile(dir + "/c.yaml", dspy::bench::benchOrchestratorConfig(grpc_port, http_port, dir, "normal",
+                                                                                level ? level : "warn", 300));
     start(build);
   }
   void start(const std::string& build) {
@@ -352,6 +340,7 @@ int main(int argc, char** argv) {
       if (!accepted) std::this_thread::sleep_for(5ms);  // polling a process that is starting
     }
     const double restart_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (serving_s < 0) serving_s = restart_s;  // it answered the submission first
     long pending_after = -1;
     dspy::test::eventually([&] { return (pending_after = pendingOf(d)) >= 0; }, 10s);
     const double rss_restarted = dspy::bench::rssMb(d.proc->pid()).first;
