@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -14,6 +15,7 @@
 #include "cli/Addresses.h"
 #include "cli/GrpcClient.h"
 #include "cli/Terminal.h"
+#include "env_manager/services/ServiceSpec.h"
 #include "env_manager/v1/env_manager.grpc.pb.h"
 
 #include <CLI/CLI.hpp>
@@ -312,6 +314,44 @@ Result<nlohmann::json> servicesStatusAt(const std::string& addr) {
   return out;
 }
 
+// `services import FILE`: a compose file (or our own) read as env-manager would, printed
+// as our YAML. Warnings go to stderr; a file env-manager would refuse exits 2.
+struct ImportOptions {
+  std::string file, output, project, format = "auto";
+  std::vector<std::string> profiles;
+  bool warn_unsupported = false;
+};
+
+int importServices(const ImportOptions& o) {
+  envmanager::ServicesLoadOptions opts;
+  opts.format = o.format == "native" ? envmanager::ServicesLoadOptions::Format::Native
+                                     : envmanager::ServicesLoadOptions::Format::Compose;
+  if (o.format == "auto") opts.format = envmanager::ServicesLoadOptions::Format::Auto;
+  opts.profiles = o.profiles;
+  opts.project = o.project;
+  opts.unsupported_as_warnings = o.warn_unsupported;
+  auto r = envmanager::loadServicesFile(o.file, opts);
+  if (!r) {
+    std::cerr << r.error() << "\n";
+    return 2;
+  }
+  for (const auto& w : r.value().warnings) std::cerr << "warning: " << w << "\n";
+  const std::string text = "# Imported from " + o.file + " (" + r.value().format + ") by dspy-agent services import.\n" +
+                           envmanager::toNativeYaml(r.value());
+  if (o.output.empty() || o.output == "-") {
+    std::cout << text;
+    return 0;
+  }
+  std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out.flush()) {
+    std::cerr << "cannot write " << o.output << "\n";
+    return 1;
+  }
+  std::cerr << "wrote " << o.output << " (" << r.value().services.size() << " services)\n";
+  return 0;
+}
+
 void addServicesCommands(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<Options>();
   CLI::App* services = commandGroup(app, "services", "drive env-manager's stack: start, stop, restart, status, logs", &o->addr,
@@ -356,6 +396,18 @@ void addServicesCommands(CLI::App& app, int* exit_code) {
   c->add_option("--tail", o->tail, "only the last N lines (0: all)")->check(CLI::Range(0, 1'000'000));
   c->add_flag("--json", o->json, "one JSON object per line: {\"time\", \"timestamp\", \"stream\", \"message\"}");
   c->callback(run(&logs));
+
+  auto io = std::make_shared<ImportOptions>();
+  c = services->add_subcommand("import", "read a docker-compose file as env-manager does and print it as env-manager's "
+                                         "services YAML (no daemon needed)");
+  c->add_option("file", io->file, "the compose file")->required();
+  c->add_option("-o,--output", io->output, "write here instead of stdout");
+  c->add_option("--profile", io->profiles, "enable a compose profile (repeatable; COMPOSE_PROFILES is read too)");
+  c->add_option("--project", io->project, "project name (default: the file's name:, COMPOSE_PROJECT_NAME, its folder)");
+  c->add_option("--format", io->format, "how to read FILE")->check(CLI::IsMember({"auto", "compose", "native"}));
+  c->add_flag("--warn-unsupported", io->warn_unsupported,
+              "a compose key env-manager does not support is a warning, not an error");
+  c->callback([io, exit_code] { *exit_code = importServices(*io); });
 }
 
 }  // namespace dspy::cli

@@ -70,6 +70,10 @@ void describe(config::Schema& schema, EnvManagerConfig& cfg, const std::string& 
   schema.string("docker.host", &cfg.docker_host, "DOCKER_HOST");
   schema.integer("docker.timeout_seconds", &cfg.docker_timeout_seconds, 1, 3600);
   schema.string("services.file", &cfg.services_file);
+  schema.choice("services.format", &cfg.services_format, {"auto", "native", "compose"});
+  schema.stringList("services.compose_profiles", &cfg.compose_profiles);
+  schema.string("services.compose_project", &cfg.compose_project);
+  schema.choice("services.compose_unsupported", &cfg.compose_unsupported, {"error", "warn"});
   schema.stringList("services.autostart", &cfg.autostart);
   schema.integer("lifecycle.max_concurrent", &cfg.max_concurrent, 1, 64, "ENV_MANAGER_MAX_CONCURRENT");
   schema.integer("lifecycle.health_timeout_seconds", &cfg.health_timeout_seconds, 1, 3600, "ENV_MANAGER_HEALTH_TIMEOUT");
@@ -88,14 +92,29 @@ void describe(config::Schema& schema, EnvManagerConfig& cfg, const std::string& 
       return Error{"key 'docker.host' (DOCKER_HOST): expected unix:///path or tcp://host:port, got '" +
                    cfg.docker_host + "'"};
     }
-    auto f = cfg.services_file.empty() ? parseServices(defaultServicesYaml(), "built-in services.yaml")
-                                       : loadServicesFile(cfg.services_file);
+    auto f = cfg.loadStack();
     if (!f) return Error{"key 'services.file': " + f.error()};
     for (const auto& a : cfg.autostart) {
       if (f.value().find(a) == nullptr) return Error{"key 'services.autostart': unknown service '" + a + "'"};
     }
     return Status::Ok();
   });
+}
+
+ServicesLoadOptions EnvManagerConfig::servicesLoadOptions() const {
+  ServicesLoadOptions o;
+  o.format = services_format == "native"    ? ServicesLoadOptions::Format::Native
+             : services_format == "compose" ? ServicesLoadOptions::Format::Compose
+                                            : ServicesLoadOptions::Format::Auto;
+  o.profiles = compose_profiles;
+  o.project = compose_project;
+  o.unsupported_as_warnings = compose_unsupported == "warn";
+  return o;
+}
+
+Result<ServicesFile> EnvManagerConfig::loadStack() const {
+  if (services_file.empty()) return parseServices(defaultServicesYaml(), "built-in services.yaml");
+  return loadServicesFile(services_file, servicesLoadOptions());
 }
 
 Result<EnvManagerConfig> loadConfig(const std::string& file, const config::EnvLookup& env) {

@@ -9,6 +9,7 @@
 #include "common/ConfigSchema.h"
 #include "common/Result.h"
 #include "common/ServerConfig.h"
+#include "env_manager/services/ServiceSpec.h"
 
 namespace dspy::envmanager {
 
@@ -41,12 +42,19 @@ struct EnvManagerConfig {
   std::string docker_host = "unix:///var/run/docker.sock";
   int docker_timeout_seconds = 30;
   std::string services_file;             // empty = the built-in default stack
+  std::string services_format = "auto";  // auto, native or compose
+  std::vector<std::string> compose_profiles;  // compose profiles enabled (besides COMPOSE_PROFILES)
+  std::string compose_project;           // compose project name override
+  std::string compose_unsupported = "error";  // error or warn: a compose key env-manager lacks
   std::vector<std::string> autostart;    // started (with their dependencies) at boot
   int max_concurrent = 4;
   int health_timeout_seconds = 120;
   TasksConfig tasks;
 
   EnvManagerConfig();
+  ServicesLoadOptions servicesLoadOptions() const;
+  // The stack: services.file read as configured, or the built-in default.
+  Result<ServicesFile> loadStack() const;
 };
 
 // Describes every key; exposed so `dspy-agent config keys` and tests can list them.

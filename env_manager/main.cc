@@ -40,9 +40,13 @@ Result<std::shared_ptr<void>> setup(DaemonRuntime& runtime, const EnvManagerConf
   if (!docker) return Error{docker.error()};
   app->docker = std::move(docker).value();
 
-  auto stack = cfg.services_file.empty() ? parseServices(defaultServicesYaml(), "built-in services.yaml")
-                                         : loadServicesFile(cfg.services_file);
+  auto stack = cfg.loadStack();
   if (!stack) return Error{stack.error()};
+  for (const auto& w : stack.value().warnings) spdlog::warn("services file: {}", w);
+  if (stack.value().format == "compose") {
+    spdlog::info("services file {} read as a compose file: project {}, {} service(s)", cfg.services_file,
+                 stack.value().project, stack.value().services.size());
+  }
 
   app->prober = std::make_unique<RealHealthProber>(*app->docker);
   const bool gpus = !detectHardware().gpus.empty();

@@ -21,6 +21,7 @@ struct PortBinding {
   std::string protocol = "tcp";
   std::string host_ip = "127.0.0.1";
   int host_port = 0;
+  bool random_host_port = false;  // published on a port Docker picks
 };
 
 struct Mount {
@@ -28,6 +29,21 @@ struct Mount {
   std::string target;
   bool bind = false;   // host path (bind) or named volume
   bool read_only = false;
+  bool tmpfs = false;  // a tmpfs at target (no source)
+};
+
+struct NetworkAttachment {
+  std::string name;
+  std::vector<std::string> aliases;
+};
+
+// Docker's own HEALTHCHECK for a container (compose's healthcheck); 0 = Docker's default.
+struct ContainerHealthcheck {
+  std::vector<std::string> test;  // empty = the image's
+  std::chrono::milliseconds interval{0};
+  std::chrono::milliseconds timeout{0};
+  std::chrono::milliseconds start_period{0};
+  int retries = 0;
 };
 
 struct CreateRequest {
@@ -41,11 +57,16 @@ struct CreateRequest {
   std::vector<Mount> mounts;
   std::string network;                  // empty = Docker's default bridge
   std::vector<std::string> aliases;     // DNS names on `network`
+  std::vector<NetworkAttachment> extra_networks;  // joined right after the create
   std::string working_dir;
   std::string user;
+  std::string hostname;
+  ContainerHealthcheck healthcheck;
   double cpus = 0;                      // 0 = no limit
   std::int64_t memory_bytes = 0;        // 0 = no limit
-  bool gpus = false;                    // request every GPU (device request "gpu")
+  bool gpus = false;                    // request GPUs (device request "gpu")
+  int gpu_count = -1;                   // -1 = all
+  std::vector<std::string> gpu_device_ids;  // instead of a count
   int stop_timeout_seconds = 10;
   // Isolation for task containers.
   bool network_disabled = false;

@@ -139,6 +139,16 @@ std::string createBody(const CreateRequest& q) {
   if (!q.entrypoint.empty()) body["Entrypoint"] = q.entrypoint;
   if (!q.working_dir.empty()) body["WorkingDir"] = q.working_dir;
   if (!q.user.empty()) body["User"] = q.user;
+  if (!q.hostname.empty()) body["Hostname"] = q.hostname;
+  if (!q.healthcheck.test.empty()) {
+    json hc = {{"Test", q.healthcheck.test}};
+    auto ns = [](std::chrono::milliseconds d) { return static_cast<std::int64_t>(d.count()) * 1'000'000; };
+    if (q.healthcheck.interval.count() > 0) hc["Interval"] = ns(q.healthcheck.interval);
+    if (q.healthcheck.timeout.count() > 0) hc["Timeout"] = ns(q.healthcheck.timeout);
+    if (q.healthcheck.start_period.count() > 0) hc["StartPeriod"] = ns(q.healthcheck.start_period);
+    if (q.healthcheck.retries > 0) hc["Retries"] = q.healthcheck.retries;
+    body["Healthcheck"] = hc;
+  }
   if (q.network_disabled) body["NetworkDisabled"] = true;
   json host = json::object();
   json exposed = json::object();
@@ -146,23 +156,31 @@ std::string createBody(const CreateRequest& q) {
   for (const auto& p : q.ports) {
     const std::string key = std::to_string(p.container_port) + "/" + p.protocol;
     exposed[key] = json::object();
-    if (p.host_port > 0) {
-      bindings[key].push_back({{"HostIp", p.host_ip}, {"HostPort", std::to_string(p.host_port)}});
+    if (p.host_port > 0 || p.random_host_port) {
+      bindings[key].push_back({{"HostIp", p.host_ip}, {"HostPort", p.host_port > 0 ? std::to_string(p.host_port) : ""}});
     }
   }
   if (!exposed.empty()) body["ExposedPorts"] = exposed;
   if (!bindings.empty()) host["PortBindings"] = bindings;
   json mounts = json::array();
   for (const auto& m : q.mounts) {
-    mounts.push_back({{"Type", m.bind ? "bind" : "volume"}, {"Source", m.source}, {"Target", m.target},
-                      {"ReadOnly", m.read_only}});
+    if (m.tmpfs) {
+      mounts.push_back({{"Type", "tmpfs"}, {"Target", m.target}, {"ReadOnly", m.read_only}});
+      continue;
+    }
+    json one = {{"Type", m.bind ? "bind" : "volume"}, {"Target", m.target}, {"ReadOnly", m.read_only}};
+    if (!m.source.empty()) one["Source"] = m.source;  // none: an anonymous volume
+    mounts.push_back(one);
   }
   if (!mounts.empty()) host["Mounts"] = mounts;
   if (q.cpus > 0) host["NanoCpus"] = static_cast<std::int64_t>(q.cpus * 1e9);
   if (q.memory_bytes > 0) host["Memory"] = q.memory_bytes;
   if (q.pids_limit > 0) host["PidsLimit"] = q.pids_limit;
   if (q.gpus) {
-    host["DeviceRequests"] = json::array({{{"Driver", ""}, {"Count", -1}, {"Capabilities", json::array({json::array({"gpu"})})}}});
+    json request = {{"Driver", ""}, {"Capabilities", json::array({json::array({"gpu"})})}};
+    if (!q.gpu_device_ids.empty()) request["DeviceIDs"] = q.gpu_device_ids;
+    else request["Count"] = q.gpu_count;
+    host["DeviceRequests"] = json::array({request});
   }
   if (q.read_only_rootfs) host["ReadonlyRootfs"] = true;
   if (q.drop_all_capabilities) host["CapDrop"] = json::array({"ALL"});
@@ -185,7 +203,20 @@ Result<std::string> DockerClient::createContainer(const CreateRequest& request) 
   if (r.value().status != 201) return dockerError("create " + request.name, r.value().status, r.value().body);
   auto j = json::parse(r.value().body, nullptr, false);
   if (!j.is_object() || !j.contains("Id")) return Error{"docker create " + request.name + ": answer has no Id"};
-  return j["Id"].get<std::string>();
+  const std::string id = j["Id"].get<std::string>();
+  // The create call takes one network; the others are joined before the start.
+  for (const auto& n : request.extra_networks) {
+    json body = {{"Container", id}, {"EndpointConfig", {{"Aliases", n.aliases}}}};
+    auto c = call("network_connect", "POST", "/networks/" + urlEncode(n.name) + "/connect", body.dump());
+    Status failed = Status::Ok();
+    if (!c) failed = c.fullError();
+    else if (c.value().status != 200) failed = dockerError("connect " + request.name + " to " + n.name, c.value().status, c.value().body);
+    if (!failed.ok()) {
+      (void)removeContainer(id, true);
+      return Error{failed.error(), failed.kind()};
+    }
+  }
+  return id;
 }
 
 Status DockerClient::startContainer(const std::string& id) {

@@ -1,6 +1,8 @@
 // Starting one service: its container (pull, create, start) and its first health verdict.
 #include "env_manager/lifecycle/Lifecycle.h"
 
+#include <filesystem>
+
 #include <spdlog/spdlog.h>
 
 #include "env_manager/lifecycle/ServiceRuntime.h"
@@ -95,7 +97,7 @@ ServiceState Lifecycle::startOne(const std::string& name, const std::function<vo
 
 docker::CreateRequest Lifecycle::createRequest(const ServiceSpec& spec) const {
   docker::CreateRequest q;
-  q.name = stack_.project + "-" + spec.name;
+  q.name = spec.container_name.empty() ? stack_.project + "-" + spec.name : spec.container_name;
   q.image = spec.image;
   q.command = spec.command;
   q.entrypoint = spec.entrypoint;
@@ -106,14 +108,36 @@ docker::CreateRequest Lifecycle::createRequest(const ServiceSpec& spec) const {
   q.labels[kLabelService] = spec.name;
   q.labels[kLabelHash] = spec.definitionHash(stack_.network);
   for (const auto& p : spec.ports) {
-    q.ports.push_back({p.container_port, p.protocol, p.host_ip, p.host_port});
+    q.ports.push_back({p.container_port, p.protocol, p.host_ip, p.host_port, p.random_host_port});
   }
-  for (const auto& v : spec.volumes) q.mounts.push_back({v.source, v.target, v.bind(), v.read_only});
-  q.network = stack_.network;
-  q.aliases = {spec.name};
+  for (const auto& v : spec.volumes) q.mounts.push_back({v.source, v.target, v.bind(), v.read_only, v.tmpfs});
+  const auto networks = spec.joinedNetworks(stack_.network);
+  for (std::size_t i = 0; i < networks.size(); ++i) {
+    std::vector<std::string> aliases = {spec.name};
+    for (const auto& a : networks[i].aliases) {
+      if (a != spec.name) aliases.push_back(a);
+    }
+    if (i == 0) {
+      q.network = networks[i].name;
+      q.aliases = std::move(aliases);
+    } else {
+      q.extra_networks.push_back({networks[i].name, std::move(aliases)});
+    }
+  }
+  q.working_dir = spec.working_dir;
+  q.user = spec.user;
+  q.hostname = spec.hostname;
+  if (!spec.healthcheck.container_test.empty()) {
+    const auto& h = spec.healthcheck;
+    q.healthcheck = {h.container_test, h.interval, h.timeout, h.start_period, h.retries};
+    if (h.container_test[0] == "NONE") q.healthcheck = {h.container_test, {}, {}, {}, 0};
+  }
   q.cpus = spec.cpus;
   q.memory_bytes = spec.memory_bytes;
+  q.pids_limit = spec.pids_limit;
   q.gpus = spec.gpus && options_.gpus_present;
+  q.gpu_count = spec.gpu_count;
+  q.gpu_device_ids = spec.gpu_device_ids;
   q.stop_timeout_seconds = static_cast<int>(spec.stop_grace_period.count());
   return q;
 }
@@ -148,12 +172,20 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
   {
     // One at a time: parallel creations of the same network would make duplicates.
     std::lock_guard resources(resources_mu_);
-    if (Status s = docker_.ensureNetwork(stack_.network, {{kLabelManaged, "true"}, {kLabelProject, stack_.project}});
-        !s.ok()) {
-      return s;
+    for (const auto& n : spec.joinedNetworks(stack_.network)) {
+      if (Status s = docker_.ensureNetwork(n.name, {{kLabelManaged, "true"}, {kLabelProject, stack_.project}}); !s.ok()) {
+        return s;
+      }
     }
     for (const auto& v : spec.volumes) {
-      if (v.bind()) continue;
+      if (v.bind() && v.create_host_path) {
+        // As compose does for its short syntax: a missing host folder is made (Docker
+        // refuses a bind mount whose source does not exist).
+        std::error_code ec;
+        std::filesystem::create_directories(v.source, ec);
+        if (ec) return Error{"cannot make the host folder " + v.source + " for a bind mount: " + ec.message()};
+      }
+      if (v.bind() || v.tmpfs || v.source.empty()) continue;
       if (Status s = docker_.ensureVolume(v.source, {{kLabelManaged, "true"}, {kLabelProject, stack_.project}});
           !s.ok()) {
         return s;

@@ -10,21 +10,39 @@
 namespace dspy::envmanager {
 
 Result<std::chrono::milliseconds> parseDuration(const std::string& text) {
-  std::size_t i = 0;
-  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
-  if (i == 0) return Error{"expected a duration like 1s, 250ms, 2m or 1h, got '" + text + "'", ErrorKind::InvalidArgument};
-  char* end = nullptr;
-  const std::string num = text.substr(0, i);
-  const double v = std::strtod(num.c_str(), &end);
-  if (end != num.c_str() + num.size()) return Error{"bad number in duration '" + text + "'", ErrorKind::InvalidArgument};
-  const std::string unit = text.substr(i);
+  // A plain number is seconds; otherwise one or more NUMBER UNIT parts ("1m30s", "1.5s").
+  auto bad = [&](const std::string& why) {
+    return Error{why.empty() ? "expected a duration like 1s, 250ms, 1m30s or 1h, got '" + text + "'" : why,
+                 ErrorKind::InvalidArgument};
+  };
+  if (text.empty()) return bad("");
   double ms = 0;
-  if (unit.empty() || unit == "s") ms = v * 1000;
-  else if (unit == "ms") ms = v;
-  else if (unit == "m") ms = v * 60'000;
-  else if (unit == "h") ms = v * 3'600'000;
-  else return Error{"unknown unit '" + unit + "' in duration '" + text + "' (use ms, s, m or h)", ErrorKind::InvalidArgument};
-  if (ms > 7 * 24 * 3'600'000.0) return Error{"duration '" + text + "' is longer than a week", ErrorKind::InvalidArgument};
+  std::size_t i = 0;
+  bool first = true;
+  while (i < text.size()) {
+    std::size_t j = i;
+    while (j < text.size() && ((text[j] >= '0' && text[j] <= '9') || text[j] == '.')) ++j;
+    if (j == i) return bad("");
+    char* end = nullptr;
+    const std::string num = text.substr(i, j - i);
+    const double v = std::strtod(num.c_str(), &end);
+    if (end != num.c_str() + num.size()) return bad("bad number in duration '" + text + "'");
+    std::size_t k = j;
+    while (k < text.size() && ((text[k] >= 'a' && text[k] <= 'z') || (text[k] >= 'A' && text[k] <= 'Z'))) ++k;
+    const std::string unit = text.substr(j, k - j);
+    if (unit.empty()) {
+      if (!first || k != text.size()) return bad("");
+      ms = v * 1000;
+    } else if (unit == "s") ms += v * 1000;
+    else if (unit == "ms") ms += v;
+    else if (unit == "us") ms += v / 1000;
+    else if (unit == "m") ms += v * 60'000;
+    else if (unit == "h") ms += v * 3'600'000;
+    else return bad("unknown unit '" + unit + "' in duration '" + text + "' (use us, ms, s, m or h)");
+    first = false;
+    i = k;
+  }
+  if (ms > 7 * 24 * 3'600'000.0) return bad("duration '" + text + "' is longer than a week");
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
@@ -73,9 +91,32 @@ std::string ServiceSpec::definitionHash(const std::string& network) const {
   nlohmann::json j = {{"image", image}, {"command", command}, {"entrypoint", entrypoint}, {"env", environment},
                       {"labels", labels}, {"cpus", cpus}, {"memory", memory_bytes}, {"gpus", gpus},
                       {"grace", stop_grace_period.count()}, {"network", network}};
-  for (const auto& p : ports) j["ports"].push_back({p.host_ip, p.host_port, p.container_port, p.protocol});
-  for (const auto& v : volumes) j["volumes"].push_back({v.source, v.target, v.read_only});
+  for (const auto& p : ports) {
+    j["ports"].push_back({p.host_ip, p.host_port, p.container_port, p.protocol});
+    if (p.random_host_port) j["ports"].back().push_back("random");
+  }
+  for (const auto& v : volumes) {
+    j["volumes"].push_back({v.source, v.target, v.read_only});
+    if (v.tmpfs) j["volumes"].back().push_back("tmpfs");
+  }
+  // Fields added later join the hash only when set, so existing containers keep theirs.
+  if (gpus && (gpu_count != -1 || !gpu_device_ids.empty())) j["gpu_select"] = {gpu_count, gpu_device_ids};
+  if (pids_limit != 0) j["pids"] = pids_limit;
+  if (!working_dir.empty()) j["workdir"] = working_dir;
+  if (!user.empty()) j["user"] = user;
+  if (!hostname.empty()) j["hostname"] = hostname;
+  if (!container_name.empty()) j["container_name"] = container_name;
+  if (!healthcheck.container_test.empty()) {
+    j["docker_health"] = {healthcheck.container_test, healthcheck.interval.count(), healthcheck.timeout.count(),
+                          healthcheck.retries, healthcheck.start_period.count()};
+  }
+  for (const auto& n : networks) j["networks"].push_back({n.name, n.aliases});
   return StableHash().add(j.dump()).hex();
+}
+
+std::vector<NetworkSpec> ServiceSpec::joinedNetworks(const std::string& stack_network) const {
+  if (!networks.empty()) return networks;
+  return {NetworkSpec{stack_network, {}}};
 }
 
 int ServiceSpec::hostPortFor(int container_port) const {

@@ -5,7 +5,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,10 @@ struct HealthCheckSpec {
   std::chrono::milliseconds timeout{2000};
   std::chrono::milliseconds start_period{0};
   int retries = 3;
+  // Docker's own HEALTHCHECK for the container, as compose sets it (["CMD", ...],
+  // ["CMD-SHELL", "..."] or ["NONE"]); empty = the image's. env-manager still probes by
+  // `kind`; this only makes `docker ps` and `docker inspect` show what the file asked.
+  std::vector<std::string> container_test;
 };
 
 struct RestartSpec {
@@ -38,17 +44,27 @@ struct RestartSpec {
 };
 
 struct PortSpec {
-  std::string host_ip = "127.0.0.1";
-  int host_port = 0;
+  std::string host_ip = "127.0.0.1";  // "" = every interface (compose's default)
+  int host_port = 0;                  // 0 = not published, unless random_host_port
   int container_port = 0;
   std::string protocol = "tcp";
+  bool random_host_port = false;      // published on a port Docker picks
+  bool published() const { return host_port > 0 || random_host_port; }
 };
 
 struct VolumeSpec {
-  std::string source;  // named volume, or an absolute host path (bind)
+  std::string source;  // named volume, an absolute host path (bind), or "" (anonymous volume)
   std::string target;
   bool read_only = false;
+  bool tmpfs = false;  // a tmpfs at `target` (no source)
+  bool create_host_path = false;  // bind: make the host folder when it is missing
   bool bind() const { return !source.empty() && source[0] == '/'; }
+};
+
+// A Docker network the container joins, with extra DNS names on it.
+struct NetworkSpec {
+  std::string name;  // the Docker network's name
+  std::vector<std::string> aliases;
 };
 
 struct DependencySpec {
@@ -73,26 +89,66 @@ struct ServiceSpec {
   double cpus = 0;
   std::int64_t memory_bytes = 0;
   bool gpus = false;
+  int gpu_count = -1;                     // with gpus: -1 = all
+  std::vector<std::string> gpu_device_ids;  // with gpus: these devices instead of a count
+  std::int64_t pids_limit = 0;
   std::chrono::seconds stop_grace_period{10};
+  std::string working_dir;
+  std::string user;
+  std::string hostname;
+  std::string container_name;  // empty = <project>-<name>
+  // Networks joined (the first is the primary); empty = the stack's `network` only.
+  std::vector<NetworkSpec> networks;
 
   // A hash of everything that shapes the container; a change means "recreate".
   std::string definitionHash(const std::string& network) const;
   // Host port that publishes `container_port`, or 0.
   int hostPortFor(int container_port) const;
+  // The networks joined: `networks`, or the stack's network alone (the service's name is
+  // an alias on each besides the aliases listed).
+  std::vector<NetworkSpec> joinedNetworks(const std::string& stack_network) const;
 };
 
 struct ServicesFile {
   std::string network = "dspy-agent";  // user-defined bridge every service joins
   std::string project = "dspy-agent";  // container name prefix and label value
   std::vector<ServiceSpec> services;   // in file order
+  std::string format = "native";       // what it was read from: native or compose
+  std::vector<std::string> warnings;   // what was ignored on purpose (compose: unsupported keys)
 
   const ServiceSpec* find(const std::string& name) const;
   std::vector<std::string> names() const;
 };
 
+// How a services file is read.
+struct ServicesLoadOptions {
+  enum class Format { Auto, Native, Compose };
+  Format format = Format::Auto;
+  // Compose only: profiles to enable besides COMPOSE_PROFILES, the project name
+  // (empty = the file's `name`, COMPOSE_PROJECT_NAME, or its folder's name), and whether
+  // a key env-manager does not support is a warning (true) or an error (false).
+  std::vector<std::string> profiles;
+  std::string project;
+  bool unsupported_as_warnings = false;
+  // Variables for ${VAR} interpolation; unset = the process environment. The .env file
+  // beside a compose file fills in what this does not have.
+  std::function<std::optional<std::string>(const std::string&)> env;
+};
+
 // Parses and validates a services file; `label` names it in messages.
 Result<ServicesFile> parseServices(const std::string& text, const std::string& label);
-Result<ServicesFile> loadServicesFile(const std::string& path);
+// A Compose Specification file (docker-compose.yml) as a services file; `dir` is the
+// folder relative paths (binds, env_file, .env) are taken from.
+Result<ServicesFile> parseCompose(const std::string& text, const std::string& label, const std::string& dir,
+                                  const ServicesLoadOptions& options);
+// Reads `path` as our format or compose (Format::Auto: compose when the file is named like
+// one, compose.yaml / docker-compose*.yml / *.compose.yml, or has compose's top-level keys).
+Result<ServicesFile> loadServicesFile(const std::string& path, const ServicesLoadOptions& options = {});
+// Checks across services (dependency cycle, host ports published twice, container names
+// used twice, no services); one message per problem, `label` naming the file.
+std::vector<std::string> stackErrors(const ServicesFile& file, const std::string& label);
+// Our own YAML for a services file; parseServices() of it gives the same stack.
+std::string toNativeYaml(const ServicesFile& file);
 // The built-in default: the nine services (deploy/config/services.yaml).
 const std::string& defaultServicesYaml();
 

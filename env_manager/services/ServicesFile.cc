@@ -85,15 +85,39 @@ bool parsePort(const std::string& s, int* out) {
   return true;
 }
 
-// "[HOST_IP:]HOST:CONTAINER[/proto]" or "CONTAINER[/proto]" (not published).
+// "[HOST_IP:]HOST:CONTAINER[/proto]" or "CONTAINER[/proto]" (not published); an empty
+// HOST ("127.0.0.1::5000") publishes on a port Docker picks. An item may also be a
+// mapping {target, published, host_ip, protocol} (host_ip "" = every interface).
 Status parsePorts(const YAML::Node& n, const std::string& file, const std::string& path, std::vector<PortSpec>* out) {
   out->clear();
   if (n.IsNull()) return Status::Ok();
   if (!n.IsSequence()) return err(file, n, "key '" + path + "': expected a list like [\"127.0.0.1:6379:6379\"]");
   for (const auto& item : n) {
-    if (!item.IsScalar()) return err(file, item, "key '" + path + "': every item must be a string");
-    std::string s = item.Scalar();
     PortSpec p;
+    if (item.IsMap()) {
+      config::Schema m;
+      const std::string pp = path + "[]";
+      int target = 0;
+      std::string published;
+      m.integer(pp + ".target", &target, 1, 65535);
+      m.string(pp + ".published", &published);
+      m.custom(pp + ".host_ip", [&](const YAML::Node& v, const std::string&, const std::string&) {
+        p.host_ip = v.IsNull() ? "" : v.Scalar();
+        return Status::Ok();
+      });
+      m.choice(pp + ".protocol", &p.protocol, {"tcp", "udp"});
+      if (Status st = m.apply(item, file, pp); !st.ok()) return st;
+      if (target == 0) return err(file, item, "key '" + path + "': a port mapping needs 'target'");
+      p.container_port = target;
+      if (published == "random") p.random_host_port = true;
+      else if (!published.empty() && !parsePort(published, &p.host_port)) {
+        return err(file, item, "key '" + path + "': 'published' must be a port or random, got '" + published + "'");
+      }
+      out->push_back(p);
+      continue;
+    }
+    if (!item.IsScalar()) return err(file, item, "key '" + path + "': every item must be a string or a mapping");
+    std::string s = item.Scalar();
     if (auto slash = s.find('/'); slash != std::string::npos) {
       p.protocol = s.substr(slash + 1);
       s.erase(slash);
@@ -112,7 +136,9 @@ Status parsePorts(const YAML::Node& n, const std::string& file, const std::strin
       ok = parsePort(parts[0], &p.host_port) && parsePort(parts[1], &p.container_port);
     } else if (parts.size() == 3) {
       p.host_ip = parts[0];
-      ok = !p.host_ip.empty() && parsePort(parts[1], &p.host_port) && parsePort(parts[2], &p.container_port);
+      p.random_host_port = parts[1].empty();
+      ok = !p.host_ip.empty() && (p.random_host_port || parsePort(parts[1], &p.host_port)) &&
+           parsePort(parts[2], &p.container_port);
     }
     if (!ok) {
       return err(file, item, "key '" + path + "': expected [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp], got '" +
@@ -130,15 +156,42 @@ Status parseVolumes(const YAML::Node& n, const std::string& file, const std::str
   if (!n.IsSequence()) return err(file, n, "key '" + path + "': expected a list like [\"redis_data:/data\"]");
   static const std::regex kVolumeName("[A-Za-z0-9][A-Za-z0-9_.-]*");
   for (const auto& item : n) {
-    if (!item.IsScalar()) return err(file, item, "key '" + path + "': every item must be a string");
+    if (item.IsMap()) {  // {source, target, read_only, create_host_path}
+      VolumeSpec v;
+      config::Schema m;
+      const std::string pp = path + "[]";
+      m.string(pp + ".source", &v.source);
+      m.string(pp + ".target", &v.target);
+      m.boolean(pp + ".read_only", &v.read_only);
+      m.boolean(pp + ".create_host_path", &v.create_host_path);
+      if (Status st = m.apply(item, file, pp); !st.ok()) return st;
+      if (v.target.empty() || v.target[0] != '/') {
+        return err(file, item, "key '" + path + "': the target must be an absolute path, got '" + v.target + "'");
+      }
+      if (!v.source.empty() && v.source[0] != '/' && !std::regex_match(v.source, kVolumeName)) {
+        return err(file, item, "key '" + path + "': the source must be a volume name or an absolute host path, got '" +
+                                   v.source + "'");
+      }
+      if (v.create_host_path && !v.bind()) {
+        return err(file, item, "key '" + path + "': create_host_path is for binds (an absolute source path)");
+      }
+      out->push_back(v);
+      continue;
+    }
+    if (!item.IsScalar()) return err(file, item, "key '" + path + "': every item must be a string or a mapping");
     const std::string s = item.Scalar();
     std::vector<std::string> parts;
     std::stringstream ss(s);
     std::string part;
     while (std::getline(ss, part, ':')) parts.push_back(part);
     VolumeSpec v;
+    if (parts.size() == 1 && !parts[0].empty() && parts[0][0] == '/') {  // an anonymous volume
+      v.target = parts[0];
+      out->push_back(v);
+      continue;
+    }
     if (parts.size() < 2 || parts.size() > 3 || (parts.size() == 3 && parts[2] != "ro" && parts[2] != "rw")) {
-      return err(file, item, "key '" + path + "': expected SOURCE:TARGET[:ro], got '" + s + "'");
+      return err(file, item, "key '" + path + "': expected SOURCE:TARGET[:ro] or /TARGET, got '" + s + "'");
     }
     v.source = parts[0];
     v.target = parts[1];
@@ -161,6 +214,40 @@ Status durationField(const YAML::Node& n, const std::string& file, const std::st
   auto d = dspy::envmanager::parseDuration(n.Scalar());
   if (!d) return err(file, n, "key '" + path + "': " + d.error());
   *out = d.value();
+  return Status::Ok();
+}
+
+// networks: a list of Docker network names, or a mapping name -> {aliases: [...]} / null.
+Status parseNetworks(const YAML::Node& n, const std::string& file, const std::string& path, std::vector<NetworkSpec>* out) {
+  out->clear();
+  if (n.IsNull()) return Status::Ok();
+  static const std::regex kNetName("[A-Za-z0-9][A-Za-z0-9_.-]*");
+  auto add = [&](const YAML::Node& where, const std::string& name) -> Status {
+    if (!std::regex_match(name, kNetName)) return err(file, where, "key '" + path + "': bad network name '" + name + "'");
+    for (const auto& e : *out) {
+      if (e.name == name) return err(file, where, "key '" + path + "': network '" + name + "' is listed twice");
+    }
+    out->push_back({name, {}});
+    return Status::Ok();
+  };
+  if (n.IsSequence()) {
+    for (const auto& item : n) {
+      if (!item.IsScalar()) return err(file, item, "key '" + path + "': every item must be a network name");
+      if (Status s = add(item, item.Scalar()); !s.ok()) return s;
+    }
+    return Status::Ok();
+  }
+  if (!n.IsMap()) return err(file, n, "key '" + path + "': expected a list or a mapping, got " + kindName(n));
+  for (const auto& kv : n) {
+    const YAML::Node key = kv.first;
+    const YAML::Node value = kv.second;
+    if (Status s = add(key, key.Scalar()); !s.ok()) return s;
+    if (value.IsNull()) continue;
+    config::Schema m;
+    const std::string pp = path + "." + key.Scalar();
+    m.stringList(pp + ".aliases", &out->back().aliases);
+    if (Status s = m.apply(value, file, pp); !s.ok()) return s;
+  }
   return Status::Ok();
 }
 
@@ -277,8 +364,36 @@ Status parseService(const YAML::Node& node, const std::string& file, const std::
   s.number(p + ".cpus", &svc->cpus, 0, 1024);
   s.string(p + ".memory", &memory);
   s.boolean(p + ".gpus", &svc->gpus);
+  s.integer(p + ".gpu_count", &svc->gpu_count, -1, 1024);
+  s.stringList(p + ".gpu_device_ids", &svc->gpu_device_ids);
+  s.integer(p + ".pids_limit", &svc->pids_limit, -1, std::int64_t{1} << 31);
   s.integer(p + ".stop_grace_period", &grace_s, 0, 3600);
+  s.string(p + ".working_dir", &svc->working_dir);
+  s.string(p + ".user", &svc->user);
+  s.string(p + ".hostname", &svc->hostname);
+  s.string(p + ".container_name", &svc->container_name);
+  s.custom(p + ".networks", [svc](const YAML::Node& n, const std::string& f, const std::string& path) {
+    return parseNetworks(n, f, path, &svc->networks);
+  });
+  std::vector<std::string> tmpfs;
+  s.stringList(p + ".tmpfs", &tmpfs);
+  s.custom(p + ".healthcheck.container_test", [svc](const YAML::Node& n, const std::string& f, const std::string& path) {
+    if (!n.IsSequence()) return err(f, n, "key '" + path + "': expected a list like [CMD, redis-cli, ping]");
+    if (Status st = parseArgv(n, f, path, &svc->healthcheck.container_test); !st.ok()) return st;
+    const auto& t = svc->healthcheck.container_test;
+    if (t.empty() || (t[0] != "CMD" && t[0] != "CMD-SHELL" && t[0] != "NONE") || (t[0] != "NONE" && t.size() < 2)) {
+      return err(f, n, "key '" + path + "': expected [CMD, ARG...], [CMD-SHELL, COMMAND] or [NONE]");
+    }
+    return Status::Ok();
+  });
   if (Status st = s.apply(node, file, p); !st.ok()) return st;
+  for (const auto& t : tmpfs) {
+    if (t.empty() || t[0] != '/') return err(file, node["tmpfs"], "key '" + p + ".tmpfs': targets must be absolute paths");
+    VolumeSpec v;
+    v.target = t;
+    v.tmpfs = true;
+    svc->volumes.push_back(v);
+  }
 
   if (svc->image.empty()) return err(file, node, "service '" + name + "': 'image' is required");
   if (!memory.empty()) {
@@ -341,6 +456,32 @@ std::string findCycle(const ServicesFile& f) {
 
 }  // namespace
 
+std::vector<std::string> stackErrors(const ServicesFile& out, const std::string& file) {
+  std::vector<std::string> errors;
+  if (std::string cycle = findCycle(out); !cycle.empty()) {
+    errors.push_back(file + ": dependency cycle: " + cycle);
+  }
+  std::map<std::pair<int, std::string>, std::string> taken;  // (port, proto) -> service
+  for (const auto& s : out.services) {
+    for (const auto& p : s.ports) {
+      if (p.host_port == 0) continue;
+      auto [it, fresh] = taken.emplace(std::make_pair(p.host_port, p.protocol), s.name);
+      if (!fresh && it->second != s.name) {
+        errors.push_back(file + ": services '" + it->second + "' and '" + s.name + "' both publish host port " +
+                         std::to_string(p.host_port) + "/" + p.protocol);
+      }
+    }
+  }
+  std::set<std::string> container_names;
+  for (const auto& s : out.services) {
+    if (!s.container_name.empty() && !container_names.insert(s.container_name).second) {
+      errors.push_back(file + ": container_name '" + s.container_name + "' is used by two services");
+    }
+  }
+  if (out.services.empty()) errors.push_back(file + ": no services defined");
+  return errors;
+}
+
 Result<ServicesFile> parseServices(const std::string& text, const std::string& file) {
   YAML::Node root;
   try {
@@ -395,37 +536,13 @@ Result<ServicesFile> parseServices(const std::string& text, const std::string& f
       }
     }
   }
-  if (errors.empty()) {
-    if (std::string cycle = findCycle(out); !cycle.empty()) {
-      errors.push_back(file + ": dependency cycle: " + cycle);
-    }
-    std::map<std::pair<int, std::string>, std::string> taken;  // (port, proto) -> service
-    for (const auto& s : out.services) {
-      for (const auto& p : s.ports) {
-        if (p.host_port == 0) continue;
-        auto [it, fresh] = taken.emplace(std::make_pair(p.host_port, p.protocol), s.name);
-        if (!fresh && it->second != s.name) {
-          errors.push_back(file + ": services '" + it->second + "' and '" + s.name + "' both publish host port " +
-                           std::to_string(p.host_port) + "/" + p.protocol);
-        }
-      }
-    }
-    if (out.services.empty()) errors.push_back(file + ": no services defined");
-  }
+  if (errors.empty()) errors = stackErrors(out, file);
   if (!errors.empty()) {
     std::string joined;
     for (const auto& e : errors) joined += (joined.empty() ? "" : "\n") + e;
     return Error{joined, ErrorKind::InvalidArgument};
   }
   return out;
-}
-
-Result<ServicesFile> loadServicesFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{path + ": cannot open services file", ErrorKind::NotFound};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parseServices(ss.str(), path);
 }
 
 }  // namespace dspy::envmanager
