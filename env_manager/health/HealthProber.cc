@@ -124,17 +124,21 @@ ProbeResult probeRedis(const std::string& host, int port, std::chrono::milliseco
   return finish(false, "redis PING -> " + (resp.empty() ? std::string("no answer") : resp.substr(0, resp.find('\r'))), t0);
 }
 
+// The container's own address first: a published host port answers through Docker's
+// userland proxy, which accepts a TCP connection even while nothing in the container
+// listens (a tcp probe there passed before the service was up). The published port is
+// the fallback when the container has no address we know.
 ProbeTarget probeTarget(const ServiceSpec& spec, const docker::ContainerInfo& c, const std::string& network) {
   const int port = spec.healthcheck.port;
-  for (const auto& p : spec.ports) {
-    if (p.container_port == port && p.host_port > 0 && p.protocol == "tcp") {
-      return {p.host_ip == "0.0.0.0" || p.host_ip.empty() ? "127.0.0.1" : p.host_ip, p.host_port};
-    }
-  }
   auto it = c.network_ips.find(network);
   if (it != c.network_ips.end() && !it->second.empty()) return {it->second, port};
   for (const auto& [net, ip] : c.network_ips) {
     if (!ip.empty()) return {ip, port};
+  }
+  for (const auto& p : spec.ports) {
+    if (p.container_port == port && p.host_port > 0 && p.protocol == "tcp") {
+      return {p.host_ip == "0.0.0.0" || p.host_ip.empty() ? "127.0.0.1" : p.host_ip, p.host_port};
+    }
   }
   return {};
 }
@@ -148,6 +152,17 @@ ProbeResult RealHealthProber::probe(const ServiceSpec& spec, const docker::Conta
     case HealthCheckSpec::Kind::Docker:
       return finish(c.health == "healthy", "docker health: " + (c.health.empty() ? "none reported" : c.health), t0);
     case HealthCheckSpec::Kind::Exec: {
+      // Docker runs the same command itself (a compose healthcheck): once it has a
+      // verdict, take it rather than running the command a second time. Until then (a
+      // start) probe ourselves, faster than Docker's first check.
+      if (!hc.container_test.empty() && hc.container_test[0] != "NONE") {
+        if (c.health == "healthy") return finish(true, "docker health: healthy", t0);
+        if (c.health == "unhealthy") {
+          ProbeResult r = finish(false, "docker health: unhealthy (" + std::to_string(hc.retries) + " failed checks)", t0);
+          r.decided = true;
+          return r;
+        }
+      }
       auto r = docker_.exec(c.id, hc.command, hc.timeout);
       if (!r) return finish(false, "exec: " + r.error(), t0);
       std::string out = r.value().output;

@@ -15,6 +15,9 @@ struct ProbeResult {
   bool healthy = false;
   std::string message;
   double seconds = 0;
+  // A failure that already counted its retries (Docker's own "unhealthy"): the monitor
+  // takes it as final instead of counting retries again.
+  bool decided = false;
 };
 
 class HealthProber {

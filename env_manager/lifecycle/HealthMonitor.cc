@@ -60,6 +60,7 @@ ProbeReport HealthMonitor::probeNow(const std::string& service, const docker::Co
   } else {
     const ProbeResult p = prober_.probe(*stack_.find(service), container, stack_.network);
     report.healthy = p.healthy;
+    report.decided = p.decided;
     report.message = p.message;
     report.seconds = p.seconds;
   }

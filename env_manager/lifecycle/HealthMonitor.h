@@ -31,6 +31,7 @@ struct ProbeReport {
   std::string container_id;
   bool healthy = false;
   bool running = true;  // false: the container was not running when it was probed
+  bool decided = false;  // a failure that counted its own retries (ProbeResult::decided)
   std::string message;
   double seconds = 0;            // how long the probe took
   std::int64_t checked_at = 0;   // unix seconds

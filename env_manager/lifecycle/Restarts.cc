@@ -2,6 +2,7 @@
 // failing probes; the service's restart policy decides, with backoff and a crash-loop stop.
 #include "env_manager/lifecycle/Lifecycle.h"
 
+#include <algorithm>
 #include <spdlog/spdlog.h>
 
 #include "common/Text.h"
@@ -71,23 +72,23 @@ void Lifecycle::onContainerExit(const std::string& name, const std::string& id, 
   }
   const ServiceSpec& spec = *stack_.find(name);
   std::string reason = oom ? "killed: out of memory" : "exited with code " + std::to_string(exit_code);
+  const auto policy = spec.restart.policy;
+  const bool failure = oom || exit_code != 0;
+  const bool no_restart = policy == RestartSpec::Policy::No || (policy == RestartSpec::Policy::OnFailure && !failure);
   {
     std::lock_guard lock(mu_);
     auto& r = rt(name);
     // Not the current container, an exit we caused, or a start that watches itself.
     if (r.container_id != id || !r.want_running || r.phase != Phase::Idle) return;
-    setState(name, ServiceState::Exited, reason);
+    // One step: a dependent waiting for service_completed_successfully must never see
+    // a clean exit as "exited" on its way to "completed".
+    setState(name, no_restart && !failure ? ServiceState::Completed : ServiceState::Exited, reason);
     r.health.clear();
   }
   monitor_.unwatch(name);
-  spdlog::warn("{}: container {} {}", name, id.substr(0, 12), reason);
-  const auto policy = spec.restart.policy;
-  const bool failure = oom || exit_code != 0;
-  if (policy == RestartSpec::Policy::No || (policy == RestartSpec::Policy::OnFailure && !failure)) {
-    std::lock_guard lock(mu_);
-    if (!failure) setState(name, ServiceState::Completed, reason);
-    return;
-  }
+  if (failure) spdlog::warn("{}: container {} {}", name, id.substr(0, 12), reason);
+  else spdlog::info("{}: container {} {}", name, id.substr(0, 12), reason);
+  if (no_restart) return;
   scheduleRestart(name, reason);
 }
 
@@ -181,6 +182,7 @@ void Lifecycle::onProbe(const ProbeReport& p) {
     }
     if (clock_.monotonicTime() - r.last_started < spec.healthcheck.start_period) return;  // grace after a start
     ++r.consecutive_failures;
+    if (p.decided) r.consecutive_failures = std::max(r.consecutive_failures, spec.healthcheck.retries);
     r.health["status"] = "failing";
     if (r.consecutive_failures >= spec.healthcheck.retries && r.status != ServiceState::Unhealthy) {
       setState(p.service, ServiceState::Unhealthy,
