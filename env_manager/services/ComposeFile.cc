@@ -709,6 +709,7 @@ Status Reader::readVolumes(const YAML::Node& n, const std::string& path, std::ve
     std::stringstream ss(s);
     std::string part;
     while (std::getline(ss, part, ':')) parts.push_back(part);
+    if (parts.empty()) return fail(item, "key '" + path + "': an empty volume entry");
     if (parts.size() == 1) {
       if (!isPath(parts[0]) || parts[0][0] != '/') return fail(item, "key '" + path + "': expected SOURCE:TARGET[:MODE] or /TARGET, got '" + s + "'");
       v.target = parts[0];

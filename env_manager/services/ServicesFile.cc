@@ -342,19 +342,21 @@ Status parseService(const YAML::Node& node, const std::string& file, const std::
   s.custom(p + ".healthcheck.command", [svc](const YAML::Node& n, const std::string& f, const std::string& path) {
     return parseArgv(n, f, path, &svc->healthcheck.command);
   });
-  for (auto [key, dst] : {std::pair<const char*, std::chrono::milliseconds*>{"interval", &svc->healthcheck.interval},
+  for (const auto& entry : {std::pair<const char*, std::chrono::milliseconds*>{"interval", &svc->healthcheck.interval},
                           {"timeout", &svc->healthcheck.timeout},
                           {"start_period", &svc->healthcheck.start_period}}) {
-    s.custom(p + ".healthcheck." + key, [dst](const YAML::Node& n, const std::string& f, const std::string& path) {
+    std::chrono::milliseconds* dst = entry.second;
+    s.custom(p + ".healthcheck." + entry.first, [dst](const YAML::Node& n, const std::string& f, const std::string& path) {
       return durationField(n, f, path, dst);
     });
   }
   s.integer(p + ".healthcheck.retries", &svc->healthcheck.retries, 1, 1000);
   s.choice(p + ".restart.policy", &restart_policy, {"no", "on-failure", "always", "unless-stopped"});
-  for (auto [key, dst] : {std::pair<const char*, std::chrono::milliseconds*>{"backoff_initial", &svc->restart.backoff_initial},
+  for (const auto& entry : {std::pair<const char*, std::chrono::milliseconds*>{"backoff_initial", &svc->restart.backoff_initial},
                           {"backoff_max", &svc->restart.backoff_max},
                           {"reset_after", &svc->restart.reset_after}}) {
-    s.custom(p + ".restart." + key, [dst](const YAML::Node& n, const std::string& f, const std::string& path) {
+    std::chrono::milliseconds* dst = entry.second;
+    s.custom(p + ".restart." + entry.first, [dst](const YAML::Node& n, const std::string& f, const std::string& path) {
       return durationField(n, f, path, dst);
     });
   }
