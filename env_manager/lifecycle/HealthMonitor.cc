@@ -109,7 +109,14 @@ HealthMonitor::StartVerdict HealthMonitor::awaitHealthy(
       v.kind = Kind::Cancelled;
       return v;
     }
-    delay = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(delay * 3 / 2), spec.healthcheck.interval);
+    // Probes from outside (http, tcp, redis) cost a connection: they keep a 100 ms pace,
+    // so a service is seen healthy at most that long after it is. Probes that run in the
+    // container (exec) or read Docker's state back off further, up to the interval.
+    const auto kind = spec.healthcheck.kind;
+    const bool cheap = kind == HealthCheckSpec::Kind::Http || kind == HealthCheckSpec::Kind::Tcp ||
+                       kind == HealthCheckSpec::Kind::Redis;
+    const auto cap = cheap ? std::min(spec.healthcheck.interval, kCheapProbePace) : spec.healthcheck.interval;
+    delay = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(delay * 3 / 2), cap);
   }
 }
 

@@ -1,6 +1,7 @@
 // HealthMonitor: the one source of health results and the one place that decides when
 // to probe. During a start it probes fast (first after `first_probe_delay`, then 1.5x
-// longer each time up to the service's interval) until the service is healthy, its
+// longer each time up to the service's interval; http/tcp/redis probes up to
+// kCheapProbePace) until the service is healthy, its
 // container exits, or the start's deadline passes; afterwards it probes the containers
 // it is told to watch at their service's interval on the Clock. It keeps the latest
 // result per service and hands every result to its listeners: Lifecycle reacts to them
@@ -25,6 +26,9 @@
 #include "env_manager/services/ServiceSpec.h"
 
 namespace dspy::envmanager {
+
+// The slowest pace of a starting service's http, tcp and redis probes.
+inline constexpr std::chrono::milliseconds kCheapProbePace{100};
 
 struct ProbeReport {
   std::string service;

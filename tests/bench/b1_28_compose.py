@@ -15,11 +15,9 @@ Each run starts from no containers (images are local). Prints a table and writes
 build/bench/b1_28_compose.json. Usage: b1_28_compose.py [--runs N]"""
 
 import argparse
-import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,36 +30,12 @@ import yaml
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "python" / "tests"))
+sys.path.insert(0, str(HERE))
+from docker_engine import engine, free_port  # noqa: E402
 import compose28  # noqa: E402
 
 BUILD = Path(os.environ.get("DSPY_BUILD_DIR", ROOT / "build" / "release"))
 COMPOSE_ENV = dict(os.environ, DOCKER_HOST="unix:///var/run/docker.sock", COMPOSE_INTERACTIVE_NO_CLI="1")
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=120)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.unix_path)
-
-
-def engine(method, path, body=None):
-    c = UnixHTTP("/var/run/docker.sock")
-    c.request(method, "/v1.41" + path, body=json.dumps(body) if body is not None else None,
-              headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, data
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sh(*args, **kw):

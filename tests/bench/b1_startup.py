@@ -13,11 +13,9 @@ Each run starts from no containers (images are local). Prints a table and writes
 build/bench/b1_startup.json. Usage: b1_startup.py [--runs N]"""
 
 import argparse
-import http.client
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,29 +26,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "python" / "tests"))
+sys.path.insert(0, str(HERE))
+from docker_engine import engine, free_port  # noqa: E402
 from envstack import containers, docker, local_stack, remove_project, write_stack  # noqa: E402
 
 BUILD = Path(os.environ.get("DSPY_BUILD_DIR", ROOT / "build" / "release"))
-
-
-class UnixHTTP(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost")
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.unix_path)
-
-
-def engine(method, path, body=None):
-    c = UnixHTTP("/var/run/docker.sock")
-    c.request(method, "/v1.41" + path, body=json.dumps(body) if body is not None else None,
-              headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, data
 
 
 def delay_of(svc):
@@ -166,12 +146,6 @@ def run_compose(doc, interval):
     took = time.perf_counter() - t0
     subprocess.run(base + ["down", "-v", "-t", "1"], check=True, capture_output=True, env=env, timeout=300)
     return took
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main():

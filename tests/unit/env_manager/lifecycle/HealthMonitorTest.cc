@@ -107,6 +107,16 @@ TEST_CASE("a start is probed fast, backing off by half each time, until healthy,
   CHECK(heard == 4);  // every start probe was published
   CHECK(rig.clock.sleeps() == std::vector<std::chrono::nanoseconds>{25ms, 37ms, 55ms});
 
+  // Probes from outside keep a 100 ms pace at most (kafka has a tcp check).
+  rig.prober.probes_needed["kafka"] = 12;
+  const auto before = rig.clock.sleeps().size();
+  REQUIRE(monitor.awaitHealthy("kafka", rig.running("kafka"), 25ms, rig.clock.monotonicTime() + 10s, {}, nullptr).kind ==
+          Kind::Healthy);
+  const auto sleeps = rig.clock.sleeps();
+  REQUIRE(sleeps.size() == before + 11);
+  CHECK(sleeps[before + 3] == 82ms);  // still growing by half
+  for (std::size_t i = before + 4; i < sleeps.size(); ++i) CHECK(sleeps[i] == kCheapProbePace);
+
   rig.prober.probes_needed["redb"] = -1;  // never healthy
   const auto late = monitor.awaitHealthy("redb", rig.running("redb"), 25ms, rig.clock.monotonicTime() + 1s, {}, nullptr);
   CHECK(late.kind == Kind::TimedOut);
