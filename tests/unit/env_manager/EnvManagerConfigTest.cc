@@ -85,3 +85,39 @@ TEST_CASE("docker.host, services.file and autostart are checked before anything 
   REQUIRE(rel.ok());
   CHECK(rel.value().services_file == dir + "/stack.yaml");
 }
+
+TEST_CASE("the compose keys are checked and shape how services.file is read", "[config][env_manager]") {
+  auto format = load("services:\n  format: docker\n");
+  REQUIRE_FALSE(format.ok());
+  CHECK_THAT(format.error(), Catch::Contains("services.format") && Catch::Contains("compose"));
+  auto mode = load("services:\n  compose_unsupported: ignore\n");
+  REQUIRE_FALSE(mode.ok());
+  CHECK_THAT(mode.error(), Catch::Contains("services.compose_unsupported"));
+
+  const std::string dir = dspy::test::tempDir();
+  // A plain name, read as compose only because the config says so: `privileged` is then
+  // refused as unsupported, and accepted as a warning with compose_unsupported: warn.
+  dspy::test::writeFile(dir + "/stack.yaml", "services:\n  a:\n    image: x\n    privileged: true\n"
+                                             "    profiles: [extra]\n  b: {image: y}\n");
+  dspy::test::writeFile(dir + "/em.yaml", "services:\n  file: stack.yaml\n  format: compose\n");
+  auto refused = dspy::envmanager::loadConfig(dir + "/em.yaml", mapEnv({}));
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.error(), Catch::Contains("stack.yaml:4:5") && Catch::Contains("services.a.privileged"));
+  dspy::test::writeFile(dir + "/em.yaml", "services:\n  file: stack.yaml\n  format: compose\n"
+                                          "  compose_unsupported: warn\n  compose_profiles: [extra]\n"
+                                          "  compose_project: MyStack\n  autostart: [a]\n");
+  auto warned = dspy::envmanager::loadConfig(dir + "/em.yaml", mapEnv({}));
+  REQUIRE(warned.ok());
+  auto stack = warned.value().loadStack();
+  REQUIRE(stack.ok());
+  CHECK(stack.value().format == "compose");
+  CHECK(stack.value().project == "mystack");
+  CHECK(stack.value().names() == std::vector<std::string>{"a", "b"});  // the profile is enabled
+  REQUIRE(stack.value().warnings.size() == 1);
+  // Without the profile, autostart names a service that is not in the stack.
+  dspy::test::writeFile(dir + "/em.yaml", "services:\n  file: stack.yaml\n  format: compose\n"
+                                          "  compose_unsupported: warn\n  autostart: [a]\n");
+  auto no_profile = dspy::envmanager::loadConfig(dir + "/em.yaml", mapEnv({}));
+  REQUIRE_FALSE(no_profile.ok());
+  CHECK_THAT(no_profile.error(), Catch::Contains("unknown service 'a'"));
+}
