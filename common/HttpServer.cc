@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -115,10 +116,23 @@ struct HttpServer::Impl {
   int bound_port = 0;
   prometheus::Family<prometheus::Counter>* requests = nullptr;
   prometheus::Family<prometheus::Histogram>* durations = nullptr;
+  std::stop_source streams_stop;  // asked when the server stops: producers end
+  std::atomic<int> open_streams{0};
 
   static void send(httplib::Response& res, const HttpResponse& r) {
     res.status = r.status;
     res.set_content(r.body, r.content_type.c_str());
+  }
+
+  static HttpRequest request(const httplib::Request& req) {
+    HttpRequest r;
+    r.method = req.method;
+    r.path = req.path;
+    r.body = req.body;
+    for (const auto& m : req.matches) r.matches.push_back(m.str());
+    r.params.insert(req.params.begin(), req.params.end());
+    r.headers.insert(req.headers.begin(), req.headers.end());
+    return r;
   }
 
   static void sendError(httplib::Response& res, int status, const std::string& message) {
@@ -223,13 +237,7 @@ void HttpServer::route(const std::string& method, const std::string& pattern, Ht
   Impl* impl = impl_.get();
   auto wrapped = [impl, pattern, h = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
     const auto started = std::chrono::steady_clock::now();
-    HttpRequest r;
-    r.method = req.method;
-    r.path = req.path;
-    r.body = req.body;
-    for (const auto& m : req.matches) r.matches.push_back(m.str());
-    r.params.insert(req.params.begin(), req.params.end());
-    r.headers.insert(req.headers.begin(), req.headers.end());
+    const HttpRequest r = Impl::request(req);
     HttpResponse out;
     try {
       out = h(r);
@@ -251,6 +259,48 @@ void HttpServer::route(const std::string& method, const std::string& pattern, Ht
   else if (method == "PATCH") srv.Patch(pattern, wrapped);
   else throw std::invalid_argument("unsupported HTTP method " + method);
 }
+
+void HttpServer::routeStream(const std::string& pattern, HttpStreamHandler handler) {
+  impl_->routes.emplace_back(std::regex(pattern), "GET");
+  Impl* impl = impl_.get();
+  impl_->server->Get(pattern, [impl, pattern, h = std::move(handler)](const httplib::Request& req,
+                                                                       httplib::Response& res) {
+    const HttpRequest r = Impl::request(req);
+    HttpStream stream;
+    try {
+      stream = h(r);
+    } catch (const std::exception& e) {
+      spdlog::error("HTTP {} {} failed: {}", req.method, req.path, e.what());
+      stream.refusal = HttpResponse::error(500, std::string("internal error: ") + e.what());
+    }
+    if (!stream.producer) {
+      Impl::send(res, stream.refusal);
+      impl->requests->Add({{"route", pattern}, {"code", std::to_string(stream.refusal.status)}}).Increment();
+      return;
+    }
+    impl->requests->Add({{"route", pattern}, {"code", "200"}}).Increment();
+    res.status = 200;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    auto producer = std::make_shared<decltype(stream.producer)>(std::move(stream.producer));
+    res.set_chunked_content_provider(stream.content_type, [impl, producer](std::size_t, httplib::DataSink& sink) {
+      ++impl->open_streams;
+      const HttpStream::Write write = [&sink](const std::string& chunk) {
+        return sink.is_writable() && sink.write(chunk.data(), chunk.size());
+      };
+      try {
+        (*producer)(write, impl->streams_stop.get_token());
+      } catch (const std::exception& e) {
+        spdlog::error("HTTP stream failed: {}", e.what());
+      }
+      --impl->open_streams;
+      sink.done();
+      return true;
+    });
+  });
+}
+
+int HttpServer::openStreams() const { return impl_->open_streams.load(); }
 
 Status HttpServer::start() {
   auto ep = config::parseEndpoint(impl_->options.address);
@@ -313,6 +363,7 @@ void shutdownConnectionsOnPort(int port) {
 
 void HttpServer::stop() {
   if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->streams_stop.request_stop();
   impl_->server->stop();
   shutdownConnectionsOnPort(impl_->bound_port);
   impl_->thread.join();

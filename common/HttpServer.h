@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,18 @@ struct HttpResponse {
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
 
+// A streamed response (Server-Sent Events, ...): the handler either refuses with
+// `refusal` (producer empty) or returns a producer. The producer runs on the
+// connection's thread and writes chunks until it is done, a write fails (the client
+// went away) or `stop` is requested (the server stops).
+struct HttpStream {
+  using Write = std::function<bool(const std::string& chunk)>;
+  HttpResponse refusal;
+  std::string content_type = "text/event-stream";
+  std::function<void(const Write& write, std::stop_token stop)> producer;
+};
+using HttpStreamHandler = std::function<HttpStream(const HttpRequest&)>;
+
 class HttpServer {
  public:
   struct Options {
@@ -62,6 +75,10 @@ class HttpServer {
   // `pattern` is a regular expression matched against the whole path. Public routes
   // skip the bearer token check. Register routes before start().
   void route(const std::string& method, const std::string& pattern, HttpHandler handler, bool is_public = false);
+  // A GET route whose answer is streamed (chunked, no caching).
+  void routeStream(const std::string& pattern, HttpStreamHandler handler);
+  // Streams open now (for metrics and tests).
+  int openStreams() const;
 
   // Binds and serves on a background thread. Fails with a message naming the address.
   Status start();

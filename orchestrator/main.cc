@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
         registerHttpApi(runtime.http(), *o->engine, slurm_used ? o->slurm.get() : nullptr, *o->store);
         if (slurm_used) attachSlurmMetrics(runtime.metrics(), *o->slurm);
         registerWorkflowHttp(runtime.http(), *o->workflows);
+        registerUiHttp(runtime.http(), *o->store, *o->hub, *o->env_manager);
         runtime.setHealthReporter([parts] { return healthReport(parts); });
         o->env_manager->start(container);
         o->slurm->start();

@@ -23,6 +23,8 @@ DEB_PACKAGES=(
   systemd prometheus debootstrap
   # Debian's own python3 with venv: the Python package is tested installing into it
   python3 python3-venv
+  # the web page's browser tests (Selenium drives headless chromium)
+  chromium chromium-driver
 )
 
 missing=()

@@ -166,6 +166,15 @@ grpc::ServerUnaryReactor* EnvManagerService::GetServicesStatus(grpc::CallbackSer
       (*st.mutable_health_checks())["restarts"] = std::to_string(v.restarts);
       (*st.mutable_health_checks())["required"] = v.required ? "true" : "false";
       st.set_started_at(v.started_at);
+      if (v.timeline.requested_ms != 0 || v.timeline.started_ms != 0) {
+        auto* tl = st.mutable_last_start();
+        tl->set_requested_at_ms(v.timeline.requested_ms);
+        tl->set_created_at_ms(v.timeline.created_ms);
+        tl->set_started_at_ms(v.timeline.started_ms);
+        tl->set_first_probe_at_ms(v.timeline.first_probe_ms);
+        tl->set_ready_at_ms(v.timeline.ready_ms);
+        tl->set_outcome(v.timeline.outcome);
+      }
       auto* usage = st.mutable_resource_usage();
       usage->set_cpu_percent(stats[i].cpu_percent);
       usage->set_memory_bytes(stats[i].memory_bytes);

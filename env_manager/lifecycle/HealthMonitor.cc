@@ -163,6 +163,18 @@ std::optional<ProbeReport> HealthMonitor::latest(const std::string& service) con
   return it->second;
 }
 
+void HealthMonitor::reportExit(const std::string& service, const std::string& container_id,
+                               const std::string& message) {
+  ProbeReport r;
+  r.service = service;
+  r.container_id = container_id;
+  r.healthy = false;
+  r.running = false;
+  r.message = message;
+  r.checked_at = std::chrono::duration_cast<std::chrono::seconds>(clock_.systemTime().time_since_epoch()).count();
+  publish(r);
+}
+
 void HealthMonitor::publish(const ProbeReport& report) {
   {
     std::lock_guard lock(mu_);

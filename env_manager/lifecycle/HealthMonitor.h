@@ -100,6 +100,9 @@ class HealthMonitor {
 
   Subscription subscribe(Listener listener);
   std::optional<ProbeReport> latest(const std::string& service) const;
+  // Tells the subscribers at once that a service's container ended (a report with
+  // running = false): health streams show it down without waiting for a probe.
+  void reportExit(const std::string& service, const std::string& container_id, const std::string& message);
 
  private:
   struct Watched {

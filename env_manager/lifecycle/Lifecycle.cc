@@ -251,6 +251,7 @@ std::vector<ServiceView> Lifecycle::status(const std::vector<std::string>& names
     v.started_at = r.started_at;
     v.restarts = r.restarts_total;
     v.required = s.required;
+    v.timeline = r.timeline;
     out.push_back(std::move(v));
   }
   return out;

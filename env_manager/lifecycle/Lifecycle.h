@@ -56,6 +56,17 @@ struct LifecycleUpdate {
   int progress = 0;     // 0-100
 };
 
+// When the last start that created or started the service's container did each step
+// (unix milliseconds; 0 = not reached). A start that found the service up leaves it.
+struct StartTimeline {
+  std::int64_t requested_ms = 0;    // the start asked for it (waits for dependencies)
+  std::int64_t created_ms = 0;      // container create called (0: an existing one started)
+  std::int64_t started_ms = 0;      // container start called
+  std::int64_t first_probe_ms = 0;  // first health probe answered
+  std::int64_t ready_ms = 0;        // healthy (first passing probe), running or completed
+  std::string outcome;              // healthy, running, completed, failed, ... ("" while starting)
+};
+
 struct ServiceView {
   std::string name;
   ServiceState status = ServiceState::Stopped;
@@ -66,6 +77,7 @@ struct ServiceView {
   std::int64_t started_at = 0;
   int restarts = 0;
   bool required = true;
+  StartTimeline timeline;
 };
 
 struct StartOutcome {

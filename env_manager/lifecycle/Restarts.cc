@@ -86,6 +86,7 @@ void Lifecycle::onContainerExit(const std::string& name, const std::string& id, 
     r.health.clear();
   }
   monitor_.unwatch(name);
+  monitor_.reportExit(name, id, "container " + reason);
   if (failure) spdlog::warn("{}: container {} {}", name, id.substr(0, 12), reason);
   else spdlog::info("{}: container {} {}", name, id.substr(0, 12), reason);
   if (no_restart) return;
@@ -134,6 +135,7 @@ void Lifecycle::scheduleRestart(const std::string& name, const std::string& reas
       r.restart_pending = false;
       if (!waited || !r.want_running || r.phase != Phase::Idle) return;
       r.phase = Phase::Starting;
+      r.pending_since_ms = wallMillis(clock_);
       id = r.container_id;
     }
     const ServiceSpec& svc = *stack_.find(name);

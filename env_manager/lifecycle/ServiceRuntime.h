@@ -29,7 +29,13 @@ struct Lifecycle::Runtime {
   bool want_running = false;  // false after an explicit stop: exits are then expected
   bool restart_pending = false;
   bool recreate = false;      // the adopted container has an older definition
+  std::int64_t pending_since_ms = 0;  // wall time the current start asked for it
+  StartTimeline timeline;
 };
+
+inline std::int64_t wallMillis(const Clock& clock) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock.systemTime().time_since_epoch()).count();
+}
 
 // "1.5s", for messages.
 inline std::string formatSeconds(std::chrono::milliseconds d) {

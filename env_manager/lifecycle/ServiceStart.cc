@@ -32,6 +32,7 @@ ServiceState Lifecycle::startOne(const std::string& name, const std::function<vo
     if (stop.stop_requested()) return r.status;
     r.phase = Phase::Starting;
     r.want_running = true;
+    r.pending_since_ms = wallMillis(clock_);
     if (!isUp(r.status)) setState(name, ServiceState::Pending, "waiting for dependencies");
   }
   monitor_.unwatch(name);
@@ -228,6 +229,10 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
     {
       std::lock_guard lock(mu_);
       setState(name, ServiceState::Starting, "creating the container");
+      auto& r = rt(name);
+      r.timeline = StartTimeline{};
+      r.timeline.requested_ms = r.pending_since_ms;
+      r.timeline.created_ms = wallMillis(clock_);
     }
     const auto request = createRequest(spec);
     auto created = docker_.createContainer(request);
@@ -252,7 +257,13 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
   {
     std::lock_guard lock(mu_);
     setState(name, ServiceState::Starting, "starting the container");
-    rt(name).last_started = clock_.monotonicTime();
+    auto& r = rt(name);
+    r.last_started = clock_.monotonicTime();
+    if (r.timeline.requested_ms != r.pending_since_ms || r.timeline.created_ms == 0 || reused) {
+      r.timeline = StartTimeline{};
+      r.timeline.requested_ms = r.pending_since_ms;
+    }
+    r.timeline.started_ms = wallMillis(clock_);
   }
   if (Status s = docker_.startContainer(id); !s.ok()) {
     if (!reused) return s;
@@ -290,6 +301,8 @@ ServiceState Lifecycle::waitHealthy(const ServiceSpec& spec, const std::function
       clock_.monotonicTime() + options_.health_timeout, stop, [&](int attempt, const ProbeReport& p) {
         {
           std::lock_guard lock(mu_);
+          auto& tl = rt(name).timeline;
+          if (tl.first_probe_ms == 0 && tl.started_ms != 0 && tl.outcome.empty()) tl.first_probe_ms = wallMillis(clock_);
           rt(name).health = {{"kind", toString(spec.healthcheck.kind)},
                              {"status", p.healthy ? "healthy" : "starting"},
                              {"message", p.message},
@@ -302,8 +315,16 @@ ServiceState Lifecycle::waitHealthy(const ServiceSpec& spec, const std::function
           emit({name, "waiting", "waiting for health, attempt " + std::to_string(attempt) + ": " + p.message, 70});
         }
       });
+  // Closes this start's timeline (when this start started the container).
+  auto closeTimeline = [&](ServiceState status) {
+    auto& tl = rt(name).timeline;
+    if (tl.started_ms == 0 || !tl.outcome.empty() || tl.requested_ms != rt(name).pending_since_ms) return;
+    tl.outcome = std::string(envmanager::name(status));
+    if (isUp(status) || status == ServiceState::Completed) tl.ready_ms = wallMillis(clock_);
+  };
   auto settle = [&](ServiceState status, const std::string& why) {
     std::lock_guard lock(mu_);
+    closeTimeline(status);
     setState(name, status, why);
     return status;
   };
@@ -331,6 +352,7 @@ ServiceState Lifecycle::waitHealthy(const ServiceSpec& spec, const std::function
         std::lock_guard lock(mu_);
         rt(name).consecutive_failures = 0;
         monitor_.watch(name, id, clock_.monotonicTime() + spec.healthcheck.interval);
+        closeTimeline(ServiceState::Healthy);
         setState(name, ServiceState::Healthy, v.last.message);
       }
       emit({name, "healthy", v.last.message + " (attempt " + std::to_string(v.attempts) + ")", 100});

@@ -18,4 +18,10 @@ nlohmann::json slurmJobJson(const SlurmJobRecord& job);
 // /workflows and /workflow-runs (WorkflowHttp.cc).
 void registerWorkflowHttp(HttpServer& http, WorkflowEngine& flows);
 
+class EventLog;
+class EventHub;
+class EnvManagerClient;
+// The web page at /ui/ and its routes /ui/api/* (UiHttp.cc).
+void registerUiHttp(HttpServer& http, EventLog& log, EventHub& hub, EnvManagerClient& env_manager);
+
 }  // namespace dspy::orchestrator

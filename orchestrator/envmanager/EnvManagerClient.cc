@@ -56,13 +56,60 @@ void EnvManagerClient::start(bool needed) {
   }
   watcher_ = std::jthread([this](std::stop_token st) { watch(st); });
   if (!cfg_.ensure_services.empty()) ensurer_ = std::jthread([this](std::stop_token st) { ensure(st); });
-  if (service_listener_) health_follower_ = std::jthread([this](std::stop_token st) { followHealth(st); });
+  if (service_listener_) followServices();
+}
+
+void EnvManagerClient::followServices() {
+  std::lock_guard lock(mu_);
+  if (!service_listener_ || stopped_ || health_follower_.joinable()) return;
+  health_follower_ = std::jthread([this](std::stop_token st) { followHealth(st); });
+}
+
+Result<std::vector<ServiceSnapshot>> EnvManagerClient::servicesStatus(std::chrono::milliseconds timeout) {
+  auto stub = env_manager::v1::EnvManagerService::NewStub(channel_);
+  grpc::ClientContext ctx;
+  addAuth(ctx);
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  env_manager::v1::GetServicesStatusRequest req;
+  env_manager::v1::ServicesStatusResponse resp;
+  const grpc::Status st = stub->GetServicesStatus(&ctx, req, &resp);
+  if (!st.ok()) {
+    return Error{"env-manager at " + cfg_.address + " did not answer GetServicesStatus: " + st.error_message(),
+                 ErrorKind::Unavailable};
+  }
+  std::vector<ServiceSnapshot> out;
+  for (const auto& [name, s] : resp.services()) {
+    ServiceSnapshot v;
+    v.name = name;
+    v.status = s.status();
+    v.container_id = s.container_id();
+    v.ports.assign(s.ports().begin(), s.ports().end());
+    v.health.insert(s.health_checks().begin(), s.health_checks().end());
+    v.started_at = s.started_at();
+    v.cpu_percent = s.resource_usage().cpu_percent();
+    v.memory_bytes = s.resource_usage().memory_bytes();
+    const auto& tl = s.last_start();
+    v.requested_ms = tl.requested_at_ms();
+    v.created_ms = tl.created_at_ms();
+    v.start_called_ms = tl.started_at_ms();
+    v.first_probe_ms = tl.first_probe_at_ms();
+    v.ready_ms = tl.ready_at_ms();
+    v.outcome = tl.outcome();
+    out.push_back(std::move(v));
+  }
+  return out;
 }
 
 void EnvManagerClient::stop() {
-  if (health_follower_.joinable()) {
-    health_follower_.request_stop();
-    health_follower_.join();
+  std::jthread follower;
+  {
+    std::lock_guard lock(mu_);
+    stopped_ = true;
+    follower = std::move(health_follower_);
+  }
+  if (follower.joinable()) {
+    follower.request_stop();
+    follower.join();
   }
   if (ensurer_.joinable()) {
     ensurer_.request_stop();

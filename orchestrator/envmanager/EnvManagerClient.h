@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stop_token>
@@ -36,6 +37,21 @@ struct ContainerOutcome {
   bool success = false;
   Payload result;
   std::string error;
+};
+
+// One service as GetServicesStatus reports it (for the web page).
+struct ServiceSnapshot {
+  std::string name;
+  std::string status;  // the contract's word: running, starting, unhealthy, stopped, failed
+  std::string container_id;
+  std::vector<int> ports;
+  std::map<std::string, std::string> health;  // health_checks: state, state_message, kind, ...
+  std::int64_t started_at = 0;                // unix seconds
+  double cpu_percent = 0;
+  std::int64_t memory_bytes = 0;
+  // The last start's steps, unix ms (0 = not reached) and outcome.
+  std::int64_t requested_ms = 0, created_ms = 0, start_called_ms = 0, first_probe_ms = 0, ready_ms = 0;
+  std::string outcome;
 };
 
 class EnvManagerClient {
@@ -66,6 +82,12 @@ class EnvManagerClient {
   // verdict: Ok only when its closing summary says every required service is up.
   Status startServices(const std::vector<std::string>& services, std::stop_token stop);
 
+  // GetServicesStatus of every service, within `timeout`.
+  Result<std::vector<ServiceSnapshot>> servicesStatus(std::chrono::milliseconds timeout);
+  // Follows env-manager's health stream (service listener) from now on, also when
+  // start() found nothing using env-manager (the web page asks for it).
+  void followServices();
+
   Result<ContainerOutcome> executeTask(const std::string& task_id, const std::string& workload_class,
                                        const Payload& payload, std::chrono::milliseconds timeout,
                                        std::stop_token cancel);
@@ -84,6 +106,7 @@ class EnvManagerClient {
   std::string link_ = "not used";
   std::string services_;
   int gpus_ = 0;
+  bool stopped_ = false;
   ServiceListener service_listener_;
   std::jthread watcher_;
   std::jthread ensurer_;

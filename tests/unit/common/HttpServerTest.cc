@@ -1,9 +1,14 @@
 // The HTTP listener: /metrics format, auth, JSON errors, body limit, handler failures.
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <stop_token>
 #include <memory>
 #include <vector>
 #include <nlohmann/json.hpp>
@@ -144,5 +149,120 @@ TEST_CASE("stop does not wait for idle kept-alive clients", "[http]") {
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
   char c;
   CHECK(::recv(fd, &c, 1, 0) == 0);  // the server closed its side
+  ::close(fd);
+}
+
+namespace {
+
+// A raw client for streamed answers: sends a GET and returns the socket.
+int openStream(int port, const std::string& path, const std::string& extra_headers = "") {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\n" + extra_headers + "\r\n";
+  (void)::send(fd, req.data(), req.size(), 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+// Reads until `needle` arrived (true) or the peer closed / 5 s passed (false).
+bool readUntil(int fd, std::string& got, const std::string& needle) {
+  char buf[4096];
+  while (got.find(needle) == std::string::npos) {
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("a streamed route sends its chunks as they are written and ends on stop", "[http][stream]") {
+  auto f = std::make_unique<Fixture>();
+  std::atomic<bool> ended{false};
+  std::mutex mu;
+  std::condition_variable_any cv;
+  int step = 0;  // the test lets the producer write one more chunk each time
+  // Registered before start: a second server on a free port.
+  dspy::HttpServer server{{.address = "127.0.0.1:0"}, f->auth, f->metrics};
+  server.routeStream("/stream", [&](const dspy::HttpRequest& req) {
+    dspy::HttpStream s;
+    if (req.param("refuse")) {
+      s.refusal = dspy::HttpResponse::error(400, "refused as asked");
+      return s;
+    }
+    s.producer = [&](const dspy::HttpStream::Write& write, std::stop_token stop) {
+      for (int i = 1; i <= 2; ++i) {
+        std::unique_lock lock(mu);
+        cv.wait(lock, stop, [&] { return step >= i; });
+        if (stop.stop_requested()) break;
+        lock.unlock();
+        if (!write("data: chunk " + std::to_string(i) + "\n\n")) break;
+      }
+      // Then it waits for the end, as an event stream does.
+      std::unique_lock lock(mu);
+      cv.wait(lock, stop, [] { return false; });
+      ended = true;
+    };
+    return s;
+  });
+  REQUIRE(server.start().ok());
+
+  auto refused = httpGet("127.0.0.1:" + std::to_string(server.port()), "/stream?refuse=1");
+  CHECK(refused.status == 400);
+  CHECK_THAT(refused.body, Catch::Contains("refused as asked"));
+
+  const int fd = openStream(server.port(), "/stream");
+  REQUIRE(fd >= 0);
+  std::string got;
+  {
+    std::lock_guard lock(mu);
+    step = 1;
+  }
+  cv.notify_all();
+  REQUIRE(readUntil(fd, got, "chunk 1"));
+  CHECK_THAT(got, Catch::Contains("Content-Type: text/event-stream"));
+  CHECK_THAT(got, Catch::Contains("Cache-Control: no-cache"));
+  CHECK(got.find("chunk 2") == std::string::npos);  // not written yet
+  {
+    std::lock_guard lock(mu);
+    step = 2;
+  }
+  cv.notify_all();
+  REQUIRE(readUntil(fd, got, "chunk 2"));
+  CHECK(server.openStreams() == 1);
+  const auto t0 = std::chrono::steady_clock::now();
+  server.stop();
+  CHECK(ended);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+  CHECK(server.openStreams() == 0);
+  ::close(fd);
+}
+
+TEST_CASE("a streamed route needs the token like any other", "[http][stream][auth]") {
+  dspy::Metrics metrics{"testd", "9.9.9"};
+  auto auth = std::make_shared<dspy::TokenAuth>();
+  auth->setToken("s3cret");
+  dspy::HttpServer server{{.address = "127.0.0.1:0"}, auth, metrics};
+  server.routeStream("/stream", [](const dspy::HttpRequest&) {
+    dspy::HttpStream s;
+    s.producer = [](const dspy::HttpStream::Write& write, std::stop_token) { write("data: hello\n\n"); };
+    return s;
+  });
+  REQUIRE(server.start().ok());
+  const std::string addr = "127.0.0.1:" + std::to_string(server.port());
+  CHECK(httpGet(addr, "/stream").status == 401);
+  const int fd = openStream(server.port(), "/stream", "Authorization: Bearer s3cret\r\n");
+  REQUIRE(fd >= 0);
+  std::string got;
+  CHECK(readUntil(fd, got, "data: hello"));
   ::close(fd);
 }

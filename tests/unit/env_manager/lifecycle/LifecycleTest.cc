@@ -2,6 +2,7 @@
 // blocking, reverse stop, restart backoff, crash-loop limit, adoption.
 #include <catch2/catch.hpp>
 
+#include <mutex>
 #include <set>
 #include <string_view>
 
@@ -313,4 +314,60 @@ TEST_CASE("service states map to the old clients' five status words", "[lifecycl
   CHECK(wireStatus(ServiceState::CrashLoop) == "failed");
   CHECK(wireStatus(ServiceState::Blocked) == "failed");
   CHECK_FALSE(parseServiceState("up").has_value());
+}
+
+TEST_CASE("a start records its timeline; a start that finds the service up leaves it", "[lifecycle][timeline]") {
+  Rig rig;
+  auto& lc = rig.make();
+  REQUIRE(lc.start({"redb"}, nullptr).value().success);
+  auto tl = lc.status({"redb"})[0].timeline;
+  CHECK(tl.requested_ms > 0);
+  CHECK(tl.created_ms >= tl.requested_ms);
+  CHECK(tl.started_ms >= tl.created_ms);
+  CHECK(tl.first_probe_ms >= tl.started_ms);
+  CHECK(tl.ready_ms >= tl.first_probe_ms);
+  CHECK(tl.ready_ms > 0);
+  CHECK(tl.outcome == "healthy");
+
+  rig.clock.advance(5s);
+  REQUIRE(lc.start({"redb"}, nullptr).value().success);  // already up: nothing started
+  auto again = lc.status({"redb"})[0].timeline;
+  CHECK(again.requested_ms == tl.requested_ms);
+  CHECK(again.ready_ms == tl.ready_ms);
+
+  // A restart by policy is the service's last start: a new timeline, no create (the
+  // same container is started again).
+  lc.onDockerEvent(rig.docker.kill("redb", 1));
+  lc.waitForRestarts();
+  auto restarted = lc.status({"redb"})[0].timeline;
+  CHECK(restarted.requested_ms >= tl.requested_ms + 5000);
+  CHECK(restarted.started_ms >= restarted.requested_ms);
+  CHECK(restarted.outcome == "healthy");
+}
+
+TEST_CASE("a container's exit reaches health subscribers at once and is not counted as a failed probe",
+          "[lifecycle][timeline]") {
+  Rig rig;
+  auto& lc = rig.make();
+  REQUIRE(lc.start({"redb"}, nullptr).value().success);
+  std::mutex mu;
+  std::vector<ProbeReport> seen;
+  auto sub = lc.health().subscribe([&](const ProbeReport& r) {
+    std::lock_guard lock(mu);
+    seen.push_back(r);
+  });
+  const std::string old_id = lc.containerOf("redb");
+  lc.onDockerEvent(rig.docker.kill("redb", 137));
+  {
+    std::lock_guard lock(mu);
+    REQUIRE_FALSE(seen.empty());
+    CHECK(seen.front().service == "redb");
+    CHECK(seen.front().container_id == old_id);
+    CHECK_FALSE(seen.front().healthy);
+    CHECK_FALSE(seen.front().running);
+    CHECK_THAT(seen.front().message, Catch::Contains("137"));
+  }
+  lc.waitForRestarts();
+  CHECK(rig.statuses().at("redb") == "healthy");
+  CHECK(lc.status({"redb"})[0].restarts == 1);
 }
