@@ -120,5 +120,9 @@ for name, addr in (("env-manager", "127.0.0.1:50100"), ("orchestrator", "127.0.0
         print(f"{name:13} {addr:16} {health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)}")
 PY
 echo
+echo "== the web page: services, tasks, workflow runs, the start-up timeline, events (live)"
+curl -fsS -o /dev/null -w "GET /ui/ -> %{http_code} (%{size_download} bytes)\n" "http://127.0.0.1:9097/ui/"
+echo "open http://127.0.0.1:9097/ui/ in a browser on this machine (or through ssh -L 9097:127.0.0.1:9097)"
+echo
 echo "The stack and the daemons keep running (logs in $STATE/logs)."
 echo "Try: $cli services status | $cli services logs redis --tail 5 | bash scripts/demo.sh stop"

@@ -77,10 +77,11 @@ json serviceJson(const ServiceSnapshot& s) {
 void registerUiHttp(HttpServer& http, EventLog& log, EventHub& hub, EnvManagerClient& env_manager) {
   // The page and its assets are public: without a token it asks for one, and every
   // call it then makes carries it.
-  http.route("GET", "/ui/?", [](const HttpRequest&) { return asset("index.html", "text/html; charset=utf-8"); }, true);
-  http.route("GET", "/ui/app\\.js",
+  http.route("GET", "/ui/", [](const HttpRequest&) { return asset("index.html", "text/html; charset=utf-8"); }, true);
+  http.route("GET", "/ui", [](const HttpRequest&) { return asset("index.html", "text/html; charset=utf-8"); }, true);
+  http.route("GET", "/ui/app.js",
              [](const HttpRequest&) { return asset("app.js", "text/javascript; charset=utf-8"); }, true);
-  http.route("GET", "/ui/app\\.css", [](const HttpRequest&) { return asset("app.css", "text/css; charset=utf-8"); },
+  http.route("GET", "/ui/app.css", [](const HttpRequest&) { return asset("app.css", "text/css; charset=utf-8"); },
              true);
 
   http.route("GET", "/ui/api/services", [&env_manager](const HttpRequest&) {

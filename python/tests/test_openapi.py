@@ -23,8 +23,11 @@ def served(folders):
     out = set()
     for folder in folders:
         for f in (ROOT / folder).rglob("*.cc"):
-            for method, pattern in re.findall(r'route\(\s*"([A-Z]+)",\s*"([^"]+)"', f.read_text()):
+            text = f.read_text()
+            for method, pattern in re.findall(r'route\(\s*"([A-Z]+)",\s*"([^"]+)"', text):
                 out.add((method, re.sub(r"\([^)]*\)", "{x}", pattern)))
+            for pattern in re.findall(r'routeStream\(\s*"([^"]+)"', text):  # streamed answers are GETs
+                out.add(("GET", re.sub(r"\([^)]*\)", "{x}", pattern)))
     return out
 
 
@@ -59,7 +62,9 @@ def call(base, method, path, example, saved):
                                  headers={"Content-Type": "application/json"} if data is not None else {})
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.headers.get("Content-Type", ""), r.read()
+            ctype = r.headers.get("Content-Type", "")
+            # A stream does not end by itself: its first line is enough.
+            return r.status, ctype, r.readline() if ctype.startswith("text/event-stream") else r.read()
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("Content-Type", ""), e.read()
 
