@@ -4,6 +4,7 @@
 #include "common/Text.h"
 
 #include <charconv>
+#include <cstdint>
 #include <ctime>
 
 namespace dspy::envmanager::docker {
@@ -65,6 +66,10 @@ std::optional<std::int64_t> parseRfc3339Nanos(std::string_view s) {
   tm.tm_min = min;
   tm.tm_sec = sec;
   const std::int64_t epoch = timegm(&tm) - offset_s;
+  // Nanoseconds in 64 bits reach the year 2262: later (or much earlier) is not a time
+  // this stream can carry.
+  constexpr std::int64_t kMaxSeconds = INT64_MAX / 1'000'000'000 - 1;
+  if (epoch > kMaxSeconds || epoch < -kMaxSeconds) return std::nullopt;
   return epoch * 1'000'000'000 + nanos;
 }
 

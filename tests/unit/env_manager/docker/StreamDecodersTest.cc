@@ -58,6 +58,10 @@ TEST_CASE("RFC 3339 timestamps parse with fractions and offsets, and reject junk
   CHECK_FALSE(parseRfc3339Nanos("yesterday").has_value());
   CHECK_FALSE(parseRfc3339Nanos("1970-13-01T00:00:00Z").has_value());
   CHECK_FALSE(parseRfc3339Nanos("1970-01-01T00:00:00").has_value());
+  // Past 2262 nanoseconds do not fit in 64 bits (found by the docker-streams fuzzer).
+  CHECK_FALSE(parseRfc3339Nanos("3026-11-27T10:00:00.123456789Z").has_value());
+  CHECK_FALSE(parseRfc3339Nanos("9999-12-31T23:59:59Z").has_value());
+  CHECK(parseRfc3339Nanos("2262-01-01T00:00:00Z").has_value());
 }
 
 TEST_CASE("JSON lines split across chunks come out whole", "[docker]") {
