@@ -51,6 +51,9 @@ HttpResponse HttpResponse::error(int status, const std::string& message) {
 
 namespace {
 
+constexpr std::size_t kMaxHeaders = 200;
+constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
+
 // httplib serves each connection on one pool thread for as long as it is kept alive.
 // A fixed pool lets a few idle kept-alive clients starve everyone else; this one grows
 // a thread whenever every thread is busy, up to `max`, and only then queues.
@@ -170,6 +173,23 @@ HttpServer::HttpServer(Options options, std::shared_ptr<TokenAuth> auth, Metrics
     self->listen_fd = sock;
   });
   srv.set_payload_max_length(static_cast<std::size_t>(impl_->options.max_body_bytes));
+  // A client that asks first (Expect: 100-continue, as curl does for large bodies) is
+  // told 413 before it sends a body over the limit. Without the question httplib reads
+  // and discards such a body (memory stays flat) and answers 413 after it.
+  srv.set_expect_100_continue_handler([max = impl_->options.max_body_bytes](const httplib::Request& req,
+                                                                           httplib::Response& res) {
+    const auto length = parseInt(req.get_header_value("Content-Length"), 0);
+    if (length && *length > max) {
+      res.status = 413;
+      res.set_header("Connection", "close");
+      res.set_content(HttpResponse::error(413, "request body larger than the limit (" + std::to_string(max) +
+                                                   " bytes, http.max_body_bytes)")
+                          .body,
+                      "application/json");
+      return 413;
+    }
+    return 100;
+  });
   // Without TCP_NODELAY every response on a kept-alive connection waits ~40 ms (Nagle's
   // algorithm against the client's delayed ACK).
   srv.set_tcp_nodelay(true);
@@ -181,6 +201,17 @@ HttpServer::HttpServer(Options options, std::shared_ptr<TokenAuth> auth, Metrics
   srv.set_write_timeout(10, 0);
   Impl* impl = impl_.get();
   srv.set_pre_routing_handler([impl](const httplib::Request& req, httplib::Response& res) {
+    // Header floods: refused before any handler runs. (httplib has read them by now; a
+    // header line is at most 8 KiB, their number is not bounded by it.)
+    std::size_t header_bytes = 0;
+    for (const auto& [k, v] : req.headers) header_bytes += k.size() + v.size() + 4;
+    if (req.headers.size() > kMaxHeaders || header_bytes > kMaxHeaderBytes) {
+      res.set_header("Connection", "close");
+      Impl::sendError(res, 431, "too many or too large request headers (at most " + std::to_string(kMaxHeaders) +
+                                    " headers, " + std::to_string(kMaxHeaderBytes / 1024) + " KiB)");
+      impl->requests->Add({{"route", "headers"}, {"code", "431"}}).Increment();
+      return httplib::Server::HandlerResponse::Handled;
+    }
     for (const auto& re : impl->public_routes) {
       if (std::regex_match(req.path, re)) return httplib::Server::HandlerResponse::Unhandled;
     }
@@ -213,7 +244,7 @@ HttpServer::HttpServer(Options options, std::shared_ptr<TokenAuth> auth, Metrics
       }
       message = "no route for " + req.method + " " + req.path;
     }
-    if (res.status == 413) message = "request body larger than the limit";
+    if (res.status == 413) message = "request body larger than the limit (http.max_body_bytes)";
     Impl::sendError(res, res.status, message);
   });
   srv.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
@@ -235,9 +266,11 @@ void HttpServer::route(const std::string& method, const std::string& pattern, Ht
   if (is_public) impl_->public_routes.emplace_back(pattern);
   impl_->routes.emplace_back(std::regex(pattern), method);
   Impl* impl = impl_.get();
-  auto wrapped = [impl, pattern, h = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+  auto serve = [impl, pattern, h = std::move(handler)](const httplib::Request& req, httplib::Response& res,
+                                                      std::string* body) {
     const auto started = std::chrono::steady_clock::now();
-    const HttpRequest r = Impl::request(req);
+    HttpRequest r = Impl::request(req);
+    if (body != nullptr) r.body = std::move(*body);
     HttpResponse out;
     try {
       out = h(r);
@@ -251,12 +284,44 @@ void HttpServer::route(const std::string& method, const std::string& pattern, Ht
         ->Add({{"route", pattern}}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1})
         .Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   };
+  // Bodies are read here, chunk by chunk, so that the limit holds for every transfer
+  // encoding: httplib applies payload_max_length to a Content-Length, not to a chunked
+  // body, which it would otherwise read into memory whole.
+  auto with_body = [impl, pattern, serve](const httplib::Request& req, httplib::Response& res,
+                                          const httplib::ContentReader& reader) {
+    std::string body;
+    bool too_big = false;
+    const auto max = static_cast<std::size_t>(impl->options.max_body_bytes);
+    const bool read = reader([&](const char* data, std::size_t len) {
+      if (body.size() + len > max) {
+        too_big = true;
+        return false;
+      }
+      body.append(data, len);
+      return true;
+    });
+    // httplib refuses an announced length over the limit itself (413, body discarded).
+    if (too_big || res.status == 413) {
+      res.set_header("Connection", "close");
+      Impl::sendError(res, 413, "request body larger than the limit (" + std::to_string(max) +
+                                    " bytes, http.max_body_bytes)");
+      impl->requests->Add({{"route", pattern}, {"code", "413"}}).Increment();
+      return;
+    }
+    if (!read) {
+      res.set_header("Connection", "close");
+      Impl::sendError(res, 400, "the request body could not be read (cut short or badly chunked)");
+      impl->requests->Add({{"route", pattern}, {"code", "400"}}).Increment();
+      return;
+    }
+    serve(req, res, &body);
+  };
   auto& srv = *impl_->server;
-  if (method == "GET") srv.Get(pattern, wrapped);
-  else if (method == "POST") srv.Post(pattern, wrapped);
-  else if (method == "PUT") srv.Put(pattern, wrapped);
-  else if (method == "DELETE") srv.Delete(pattern, wrapped);
-  else if (method == "PATCH") srv.Patch(pattern, wrapped);
+  if (method == "GET") srv.Get(pattern, [serve](const httplib::Request& req, httplib::Response& res) { serve(req, res, nullptr); });
+  else if (method == "POST") srv.Post(pattern, with_body);
+  else if (method == "PUT") srv.Put(pattern, with_body);
+  else if (method == "DELETE") srv.Delete(pattern, with_body);
+  else if (method == "PATCH") srv.Patch(pattern, with_body);
   else throw std::invalid_argument("unsupported HTTP method " + method);
 }
 

@@ -3,12 +3,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/Text.h"
+
 namespace dspy {
 
 Result<Payload> expandPayload(const Payload& payload) {
   Payload out = payload;
   auto it = out.find("payload_json");
   if (it == out.end()) return out;
+  if (nestedDeeperThan(it->second)) return Error{tooDeepMessage("payload_json"), ErrorKind::InvalidArgument};
   auto j = nlohmann::json::parse(it->second, nullptr, false);
   if (!j.is_object()) return Error{"payload_json must be a JSON object", ErrorKind::InvalidArgument};
   for (const auto& [k, v] : j.items()) out[k] = v.is_string() ? v.get<std::string>() : v.dump();
@@ -25,6 +28,7 @@ Result<std::vector<std::string>> payloadStringList(const Payload& payload, const
   const std::string how = key + " must be a JSON list of strings, e.g. [\"a\", \"b\"]; got '" +
                           it->second.substr(0, 80) +
                           "' (from Python, send structure as payload_json=json.dumps({...}))";
+  if (nestedDeeperThan(it->second)) return Error{how, ErrorKind::InvalidArgument};
   auto j = nlohmann::json::parse(it->second, nullptr, false);
   if (!j.is_array()) return Error{how, ErrorKind::InvalidArgument};
   for (const auto& a : j) {

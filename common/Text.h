@@ -31,6 +31,16 @@ class StableHash {
   std::uint64_t h_ = 1469598103934665603ULL;
 };
 
+// JSON (and YAML flow) documents from the network may nest at most this deep: copying,
+// printing and comparing parsed documents recurses once per level, and a deep enough
+// document would overflow a thread's stack.
+inline constexpr int kMaxNesting = 100;
+// Whether brackets and braces (outside double-quoted strings) nest deeper than
+// `max_depth`. One pass, no recursion: call it before parsing untrusted text.
+bool nestedDeeperThan(std::string_view text, int max_depth = kMaxNesting);
+// The refusal's words: "... nested deeper than 100 levels".
+std::string tooDeepMessage(std::string_view what);
+
 // Unix milliseconds as RFC 3339 UTC with milliseconds: "2026-11-27T05:20:08.123Z".
 std::string rfc3339Ms(std::int64_t unix_ms);
 

@@ -113,6 +113,7 @@ void registerHttpApi(HttpServer& http, TaskEngine& engine, SlurmExecutor* slurm,
     return resp;
   });
   http.route("POST", "/queue/submit", [&engine, slurm](const HttpRequest& req) {
+    if (nestedDeeperThan(req.body)) return HttpResponse::error(400, tooDeepMessage("the body"));
     auto j = nlohmann::json::parse(req.body, nullptr, false);
     if (j.is_array()) return submitArray(engine, j);
     if (!j.is_object()) return HttpResponse::error(400, "body must be a JSON object (one task) or an array of them");

@@ -69,6 +69,7 @@ void registerWorkflowHttp(HttpServer& http, WorkflowEngine& flows) {
     return HttpResponse::error(404, "workflow '" + req.matches[1] + "' has no version " + req.matches[2]);
   });
   http.route("POST", "/workflows/([^/]+)/runs", [&flows](const HttpRequest& req) {
+    if (nestedDeeperThan(req.body)) return HttpResponse::error(400, tooDeepMessage("the body"));
     json body = req.body.empty() ? json::object() : json::parse(req.body, nullptr, false);
     if (!body.is_object()) return HttpResponse::error(400, "body must be a JSON object");
     std::string key;

@@ -71,6 +71,7 @@ grpc::ServerUnaryReactor* OrchestratorService::CreateWorkflow(grpc::CallbackServ
   }
   // name and description of the request fill in what the spec leaves out.
   std::string text = req->spec();
+  if (nestedDeeperThan(text)) return finishNow(ctx, {grpc::StatusCode::INVALID_ARGUMENT, tooDeepMessage("the spec")});
   auto doc = nlohmann::json::parse(text, nullptr, false);
   if (doc.is_object()) {
     if (!req->name().empty() && !doc.contains("name")) doc["name"] = req->name();

@@ -206,6 +206,7 @@ Result<WorkflowSpec> parseWorkflowSpec(std::string_view text, const SpecLimits& 
     return bad("", "the spec is " + std::to_string(text.size()) + " bytes, over the limit of " +
                        std::to_string(limits.max_bytes) + " (workflows.max_spec_bytes)");
   }
+  if (nestedDeeperThan(text)) return bad("", tooDeepMessage("the spec"));
   json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) {
     try {

@@ -28,3 +28,16 @@ TEST_CASE("the stable hash keeps the values stored by earlier versions", "[text]
   // A request hash as the task store has kept it since schema version 1.
   CHECK(dspy::orchestrator::requestHash("cpu_short", {{"k", "v"}}, 0, "") == "a3e3730009626dc1");
 }
+
+TEST_CASE("nesting depth is measured outside strings, in one pass", "[text]") {
+  using dspy::nestedDeeperThan;
+  CHECK_FALSE(nestedDeeperThan(R"({"a": [1, {"b": 2}]})", 3));
+  CHECK(nestedDeeperThan(R"({"a": [1, {"b": [2]}]})", 3));
+  CHECK_FALSE(nestedDeeperThan(R"({"a": "[[[[[[[[[[[[", "b": "\"[[[["})", 1));  // brackets in strings do not count
+  CHECK_FALSE(nestedDeeperThan("[]]]]]][]", 1));                                    // stray closers do not go negative
+  const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+  CHECK(nestedDeeperThan(deep));
+  CHECK_FALSE(nestedDeeperThan(std::string(100, '[') + std::string(100, ']')));
+  CHECK(nestedDeeperThan(std::string(101, '{')));
+  CHECK_THAT(dspy::tooDeepMessage("the spec"), Catch::Contains("deeper than 100 levels"));
+}
