@@ -58,11 +58,16 @@ Result<std::int64_t> SqliteTaskStore::seqBefore(std::int64_t ts_ns) {
   // Commit times never decrease along seq, so the first event at or after ts_ns is found
   // by a binary search over seq (each probe one primary-key lookup).
   std::int64_t answer = 0;
+  // Read before the snapshot below: every event up to it is committed, so an empty
+  // snapshot means they were all pruned. (last_seq_ read after the snapshot could
+  // include an event committed in between, which the caller would then skip: a
+  // StreamEvents started as the first event of a fresh store was committed lost it.)
+  const std::int64_t committed_before = last_seq_.load();
   Status s = read([&](sqlite3* db) -> Status {
     sqlite::Stmt bounds(db, "SELECT MIN(seq), MAX(seq) FROM outbox");
     if (sqlite3_step(bounds.st) != SQLITE_ROW) return stepError(db);
     if (sqlite3_column_type(bounds.st, 0) == SQLITE_NULL) {
-      answer = last_seq_;
+      answer = committed_before;
       return Status::Ok();
     }
     std::int64_t lo = sqlite3_column_int64(bounds.st, 0), hi = sqlite3_column_int64(bounds.st, 1) + 1;
