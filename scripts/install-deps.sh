@@ -25,6 +25,8 @@ DEB_PACKAGES=(
   python3 python3-venv
   # the web page's browser tests (Selenium drives headless chromium)
   chromium chromium-driver
+  # libFuzzer targets (scripts/fuzz.sh): clang with its sanitizer and fuzzer runtimes
+  clang libclang-rt-14-dev
 )
 
 missing=()

@@ -2,7 +2,7 @@
 # The test command. On a fresh Debian 12 machine (root) it installs what it needs,
 # starts the real test environment (dockerd, registry, Slurm, Kafka), builds, and runs
 # CTest and pytest; with --sanitizers it also runs the tests under ASan+UBSan and the
-# daemon tests under TSan. Exits non-zero on any failure and ends with the CTest and
+# daemon tests under TSan and every fuzz target for a bounded time. Exits non-zero on any failure and ends with the CTest and
 # pytest summary lines.
 # Usage: test.sh [--sanitizers] [--keep-env]
 set -euo pipefail
@@ -68,6 +68,21 @@ if ((sanitizers)); then
   TSAN_OPTIONS="halt_on_error=1:suppressions=$ROOT/tests/sanitizers/tsan.supp" \
     run_ctest tsan -E "^env[.]|^kafka[.]|librdkafka"
   export KAFKA_BROKERS="$TEST_KAFKA_BROKERS"
+  # Fuzzing (libFuzzer, ASan+UBSan): every target a bounded time on its seed corpus; a
+  # crash, leak, hang or out-of-memory fails the run (the input is kept in build/fuzz/).
+  fuzz_seconds="${DSPY_FUZZ_SECONDS:-10}"
+  log "fuzzing every target for ${fuzz_seconds} s"
+  set +e
+  bash "$here/fuzz.sh" all "$fuzz_seconds" 2>&1 | tee "$STATE/logs/fuzz.log"
+  fuzz_status=${PIPESTATUS[0]}
+  set -e
+  if ((fuzz_status == 0)); then
+    runs=$(awk '/number_of_executed_units/ {n += $NF; t++} END {printf "%d targets, %d inputs", t, n}' "$STATE/logs/fuzz.log")
+    summaries+=("fuzz: $runs in ${fuzz_seconds} s each, no crash, leak or hang")
+  else
+    rc=1
+    summaries+=("fuzz: FAILED (see $STATE/logs/fuzz.log and build/fuzz/)")
+  fi
 fi
 
 run_pytest() {  # run_pytest PRESET LOG
