@@ -23,6 +23,9 @@ from envstack import eventually
 from test_orchestrator import Orchestrator, classes_yaml
 
 MIB = 1024 * 1024
+# How far RSS may rise over an attack. AddressSanitizer keeps freed memory in its
+# quarantine (256 MiB by default), so the daemons built with it get a wider bound.
+RSS_SLACK_MB = 300 if "asan" in os.environ.get("DSPY_BUILD_DIR", "") else 30
 
 
 def proc_status(pid):
@@ -121,7 +124,7 @@ def test_oversized_bodies_are_refused_and_memory_stays_flat(orch):
         t.join()
     assert serving(addr)
     after = proc_status(pid)
-    assert after["rss_mb"] - before["rss_mb"] < 30, (before, after)
+    assert after["rss_mb"] - before["rss_mb"] < RSS_SLACK_MB, (before, after)
     eventually(lambda: proc_status(pid)["fds"] <= before["fds"] + 5, 20, what="descriptors back to normal")
     print(f"oversized bodies: RSS {before['rss_mb']:.1f} -> {after['rss_mb']:.1f} MB")
 
@@ -174,7 +177,7 @@ def test_header_floods_are_refused(orch):
     assert status_of(r) in (None, 400, 404, 414), r[:200]
     assert serving(addr)
     after = proc_status(pid)
-    assert after["rss_mb"] - before["rss_mb"] < 30, (before, after)
+    assert after["rss_mb"] - before["rss_mb"] < RSS_SLACK_MB, (before, after)
 
 
 @pytest.mark.parametrize("depth", [1000, 100_000])
