@@ -6,6 +6,7 @@ docs/reliability.md for the list)."""
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -50,6 +51,7 @@ def small_disk():
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def test_a_full_store_disk_refuses_clearly_loses_nothing_and_recovers(stubs, small_disk):
