@@ -137,6 +137,17 @@ def test_the_page_is_served_from_the_binary_with_its_assets(stack):
     assert http(o, "GET", "/ui/api/events?after=x")[0] == 400
 
 
+def test_services_say_why_when_env_manager_does_not_answer(stubs):
+    from conftest import _free_port
+    o = Orchestrator(stubs, classes_yaml() + f"env_manager:\n  address: 127.0.0.1:{_free_port()}\n")
+    try:
+        status, body = http(o, "GET", "/ui/api/services")
+        assert status == 503
+        assert "did not answer GetServicesStatus" in json.loads(body)["error"]
+    finally:
+        o.close()
+
+
 def test_each_view_loads_with_live_data(stack, browser):
     m, o = stack
     # Tasks: one that prints, one that fails.
