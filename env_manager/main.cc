@@ -57,6 +57,11 @@ Result<std::shared_ptr<void>> setup(DaemonRuntime& runtime, const EnvManagerConf
                          .gpus_present = gpus},
       metrics->lifecycleObserver());
   app->tasks = std::make_unique<TaskRunner>(*app->docker, cfg.tasks, app->lifecycle->stack().project);
+  if (auto left = app->tasks->removeLeftovers(); !left) {
+    spdlog::warn("task containers of an earlier run not checked: {}", left.error());
+  } else if (left.value() > 0) {
+    spdlog::warn("removed {} task container(s) an earlier env-manager left running or stopped", left.value());
+  }
   app->service = std::make_unique<EnvManagerService>(*app->lifecycle, *app->tasks, *app->docker);
   runtime.grpc().addService(app->service.get());
   app->lifecycle->run();

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <spdlog/spdlog.h>
 #include <sstream>
 #include <thread>
 
@@ -98,6 +99,21 @@ Result<ClassAvailability> TaskRunner::availability(const std::string& workload_c
   return ClassAvailability{c->second.capacity, it == in_use_.end() ? 0 : it->second};
 }
 
+Result<int> TaskRunner::removeLeftovers() {
+  auto list = docker_.listContainers({{kLabelProject, project_}, {"dev.dspy-agent.task-id", ""}}, /*all=*/true);
+  if (!list) return Error{"cannot list task containers: " + list.error(), list.kind()};
+  int removed = 0;
+  for (const auto& c : list.value()) {
+    {
+      std::lock_guard lock(mu_);
+      auto id = c.labels.find("dev.dspy-agent.task-id");
+      if (id != c.labels.end() && running_.count(id->second)) continue;
+    }
+    if (docker_.removeContainer(c.id, true).ok()) ++removed;
+  }
+  return removed;
+}
+
 Result<TaskOutcome> TaskRunner::run(const std::string& task_id, const std::string& workload_class,
                                     const std::map<std::string, std::string>& raw_payload, int timeout_seconds) {
   static const std::regex kTaskId("[A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
@@ -141,20 +157,26 @@ Result<TaskOutcome> TaskRunner::run(const std::string& task_id, const std::strin
   }
   {
     std::lock_guard lock(mu_);
+    if (running_.count(task_id)) {
+      return Error{"a task with id '" + task_id + "' is already running", ErrorKind::AlreadyExists};
+    }
     if (in_use_[workload_class] >= cls.capacity) {
       return Error{"workload class '" + workload_class + "' is at capacity (" + std::to_string(cls.capacity) + ")",
                    ErrorKind::FailedPrecondition};
     }
     ++in_use_[workload_class];
+    running_.insert(task_id);
   }
   struct Release {
     TaskRunner* self;
     std::string cls;
+    std::string task_id;
     ~Release() {
       std::lock_guard lock(self->mu_);
       --self->in_use_[cls];
+      self->running_.erase(task_id);
     }
-  } release{this, workload_class};
+  } release{this, workload_class, task_id};
 
   const auto t0 = std::chrono::steady_clock::now();
   TaskOutcome out;
@@ -185,12 +207,15 @@ Result<TaskOutcome> TaskRunner::run(const std::string& task_id, const std::strin
   q.no_new_privileges = true;
   q.pids_limit = 256;
   auto created = docker_.createContainer(q);
-  if (!created) {
-    if (created.kind() == ErrorKind::AlreadyExists) {
-      return Error{"a task with id '" + task_id + "' is already running", ErrorKind::AlreadyExists};
-    }
-    return done(false, "cannot create the task container: " + created.error());
+  if (!created && created.kind() == ErrorKind::AlreadyExists) {
+    // No run of this process owns the name (checked above): a container left by an
+    // env-manager that was killed while this task ran. Its caller gave up on it; this
+    // call is the retry. Replace it.
+    spdlog::warn("task {}: removing the container a previous env-manager left under {}", task_id, q.name);
+    (void)docker_.removeContainer(q.name, true);
+    created = docker_.createContainer(q);
   }
+  if (!created) return done(false, "cannot create the task container: " + created.error());
   const std::string id = created.value();
   out.result["container_id"] = id.substr(0, 12);
   if (Status s = docker_.startContainer(id); !s.ok()) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,11 @@ class TaskRunner {
   Result<TaskOutcome> run(const std::string& task_id, const std::string& workload_class,
                           const std::map<std::string, std::string>& payload, int timeout_seconds);
   Result<ClassAvailability> availability(const std::string& workload_class) const;
+  // Removes the task containers of this project that no run of this process owns: those
+  // a previous env-manager left when it was killed while tasks ran (nobody waits for
+  // their results any more, and a retry of the same task id would find the name taken).
+  // Called at start; returns how many were removed.
+  Result<int> removeLeftovers();
   std::vector<std::string> classes() const;
 
  private:
@@ -68,6 +74,7 @@ class TaskRunner {
   std::string project_;
   mutable std::mutex mu_;
   std::map<std::string, int> in_use_;
+  std::set<std::string> running_;  // task ids with a run in this process
 };
 
 }  // namespace dspy::envmanager

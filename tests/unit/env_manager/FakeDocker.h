@@ -112,7 +112,8 @@ class FakeDocker final : public docker::DockerApi {
     std::vector<docker::ContainerSummary> out;
     for (auto& [id, c] : containers_) {
       bool match = true;
-      for (const auto& [k, v] : filter) match = match && c.info.labels[k] == v;
+      // As Docker's label filter: an empty value asks only that the label is there.
+      for (const auto& [k, v] : filter) match = match && (v.empty() ? c.info.labels.count(k) > 0 : c.info.labels[k] == v);
       if (match) out.push_back({id, c.info.name, c.info.image, c.info.running ? "running" : "exited", c.info.labels});
     }
     return out;
@@ -123,6 +124,11 @@ class FakeDocker final : public docker::DockerApi {
     auto svc = q.labels.find("dev.dspy-agent.service");
     const std::string service = svc != q.labels.end() ? svc->second : "task";
     log_.push_back("create " + service);
+    for (const auto& [other_id, other] : containers_) {
+      if (!q.name.empty() && other.info.name == q.name) {
+        return Error{"Conflict. The container name \"/" + q.name + "\" is already in use", ErrorKind::AlreadyExists};
+      }
+    }
     const std::string id = "c" + std::to_string(++next_id_);
     Container c;
     c.request = q;
@@ -163,6 +169,9 @@ class FakeDocker final : public docker::DockerApi {
   Status removeContainer(const std::string& id, bool) override {
     std::lock_guard lock(mu_);
     auto it = containers_.find(id);
+    if (it == containers_.end()) {  // Docker takes a name as well
+      it = std::find_if(containers_.begin(), containers_.end(), [&](const auto& kv) { return kv.second.info.name == id; });
+    }
     if (it != containers_.end()) {
       log_.push_back("remove " + it->second.info.labels["dev.dspy-agent.service"]);
       containers_.erase(it);

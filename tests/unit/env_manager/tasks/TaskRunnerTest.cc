@@ -5,6 +5,7 @@
 #include <future>
 
 #include "common/Clock.h"
+#include "env_manager/lifecycle/Lifecycle.h"
 #include "env_manager/tasks/TaskRunner.h"
 #include "tests/support/Process.h"
 #include "tests/unit/env_manager/FakeDocker.h"
@@ -146,4 +147,56 @@ TEST_CASE("a full class refuses more tasks until one ends", "[tasks]") {
   auto third = runner.run("c", "cpu", {{"command", "echo"}}, 0);
   REQUIRE(third.ok());
   CHECK(third.value().success);
+}
+
+TEST_CASE("task containers an earlier env-manager left are removed at start and never block a retry", "[tasks]") {
+  FakeDocker docker;
+  docker.images.insert("busybox:local");
+  PatientClock clock;
+  auto leftover = [&](const std::string& project, const std::string& task_id) {
+    dspy::envmanager::docker::CreateRequest q;
+    q.name = project + "-task-" + task_id;
+    q.image = "busybox:local";
+    q.labels = {{kLabelManaged, "true"}, {kLabelProject, project}, {"dev.dspy-agent.task-id", task_id}};
+    return docker.createContainer(q).value();
+  };
+  SECTION("at start: this project's task containers go; services and other projects stay") {
+    leftover("proj", "old1");
+    leftover("proj", "old2");
+    const std::string other = leftover("elsewhere", "old3");
+    dspy::envmanager::docker::CreateRequest svc;
+    svc.name = "proj-redis";
+    svc.image = "busybox:local";
+    svc.labels = {{kLabelManaged, "true"}, {kLabelProject, "proj"}, {kLabelService, "redis"}};
+    const std::string service = docker.createContainer(svc).value();
+    TaskRunner runner(docker, config(), "proj", clock);
+    auto removed = runner.removeLeftovers();
+    REQUIRE(removed.ok());
+    CHECK(removed.value() == 2);
+    CHECK(docker.inspectContainer(other).ok());
+    CHECK(docker.inspectContainer(service).ok());
+    CHECK(docker.listContainers({{kLabelProject, "proj"}, {"dev.dspy-agent.task-id", ""}}, true).value().empty());
+    CHECK(runner.removeLeftovers().value() == 0);
+  }
+  SECTION("a retry of a task whose container was left under its name replaces that container") {
+    const std::string old = leftover("proj", "t9");
+    TaskRunner runner(docker, config(), "proj", clock);
+    auto out = runner.run("t9", "cpu", {{"command", "fixed"}}, 0);
+    REQUIRE(out.ok());
+    CHECK(out.value().success);
+    CHECK_FALSE(docker.inspectContainer(old).ok());
+  }
+  SECTION("the same task id twice at once in this process is refused, not replaced") {
+    docker.task_runs_until_killed = true;
+    TaskRunner runner(docker, config(), "proj", clock);
+    auto first = std::async(std::launch::async, [&] { return runner.run("dup", "net", {{"command", "fixed"}}, 0); });
+    REQUIRE(dspy::test::eventually([&] { return runner.availability("net").value().in_use == 1; }, 5s));
+    auto second = runner.run("dup", "net", {{"command", "fixed"}}, 0);
+    CHECK(second.kind() == dspy::ErrorKind::AlreadyExists);
+    CHECK(runner.removeLeftovers().value() == 0);  // the running one is this process's own
+    auto running = docker.listContainers({{"dev.dspy-agent.task-id", "dup"}}, true).value();
+    REQUIRE(running.size() == 1);
+    REQUIRE(docker.killContainer(running.front().id, "KILL").ok());
+    REQUIRE(first.get().ok());
+  }
 }
