@@ -339,8 +339,17 @@ SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* rea
   // wakes the checkpoint thread, which runs PASSIVE checkpoints that never block writers.
   sqlite3_wal_hook(
       writer_,
-      [](void* self, sqlite3*, const char*, int pages) {
+      [](void* self, sqlite3* db, const char* name, int pages) {
         auto* store = static_cast<SqliteTaskStore*>(self);
+        if (pages >= kInlineCheckpointPages) {
+          // As SQLite's own auto-checkpoint does from this hook: nothing commits while
+          // it runs, so unless a reader still needs older frames the next write starts
+          // the WAL over.
+          int log = 0, done = 0;
+          (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+          store->wal_pages_ = 0;
+          return SQLITE_OK;
+        }
         store->wal_pages_ = pages;
         if (pages >= kCheckpointPages) store->checkpoint_cv_.notify_one();
         return SQLITE_OK;
@@ -378,7 +387,11 @@ SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* rea
     sqlite3_stmt* st = statements_->lookup.st;
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, resource.c_str(), -1, SQLITE_TRANSIENT);
-    return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    const std::int64_t last = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    // A SELECT left on its row keeps the writer's read snapshot open: the WAL could then
+    // never start over after a checkpoint and would grow without bound (found by the soak).
+    sqlite3_reset(st);
+    return last;
   });
   writes_ = std::make_unique<WriteQueue>(
       [this](std::vector<WriteQueue::Write>& batch, std::vector<Status>& outcomes) { commit(batch, outcomes); },

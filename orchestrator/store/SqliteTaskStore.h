@@ -111,6 +111,10 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore, public Eve
   sqlite3* checkpoint_db_;  // the checkpoint thread's connection
   std::mutex read_mu_;
   static constexpr int kCheckpointPages = 1000;  // SQLite's own auto-checkpoint size
+  // Under a steady stream of commits a background checkpoint never finishes between two
+  // of them, and the WAL can only start over once one has: past this size the writer
+  // checkpoints itself, between commits, so the WAL stays bounded (about 12 MB).
+  static constexpr int kInlineCheckpointPages = 3000;
   std::atomic<int> wal_pages_{0};
   std::condition_variable_any checkpoint_cv_;
   std::jthread checkpointer_;
