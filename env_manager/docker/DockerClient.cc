@@ -37,12 +37,6 @@ std::string labelFilter(const Labels& labels) {
   return urlEncode(filters.dump());
 }
 
-std::int64_t unixSeconds(const std::string& rfc3339) {
-  if (rfc3339.empty() || rfc3339.rfind("0001-", 0) == 0) return 0;
-  auto ns = parseRfc3339Nanos(rfc3339);
-  return ns ? *ns / 1'000'000'000 : 0;
-}
-
 // Splits "name:tag" (keeping registry ports such as 127.0.0.1:5000/x) and "name@digest".
 std::pair<std::string, std::string> splitReference(const std::string& ref) {
   if (auto at = ref.find('@'); at != std::string::npos) return {ref.substr(0, at), ref.substr(at + 1)};
@@ -62,13 +56,7 @@ Result<ImageInfo> DockerClient::inspectImage(const std::string& ref) {
   auto r = call("image_inspect", "GET", "/images/" + urlEncode(ref) + "/json");
   if (!r) return r.fullError();
   if (r.value().status != 200) return dockerError("image inspect " + ref, r.value().status, r.value().body);
-  auto j = json::parse(r.value().body, nullptr, false);
-  ImageInfo info;
-  if (j.is_object()) {
-    info.id = j.value("Id", "");
-    info.size = j.value("Size", std::int64_t{0});
-  }
-  return info;
+  return parseImageInspect(r.value().body);
 }
 
 Status DockerClient::pullImage(const std::string& ref, const std::function<void(const PullProgress&)>& on_progress,
@@ -77,20 +65,13 @@ Status DockerClient::pullImage(const std::string& ref, const std::function<void(
   std::string stream_error;
   LineSplitter lines;
   auto on_line = [&](std::string_view line) {
-    auto j = json::parse(line, nullptr, false);
-    if (!j.is_object()) return true;
-    if (j.contains("error")) {
-      stream_error = j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump();
+    auto l = parsePullLine(line);
+    if (!l) return true;
+    if (l->error) {
+      stream_error = *l->error;
       return true;
     }
-    PullProgress p;
-    p.layer = j.value("id", "");
-    p.status = j.value("status", "");
-    if (j.contains("progressDetail") && j["progressDetail"].is_object()) {
-      p.current = j["progressDetail"].value("current", std::int64_t{0});
-      p.total = j["progressDetail"].value("total", std::int64_t{0});
-    }
-    on_progress(p);
+    on_progress(l->progress);
     return true;
   };
   std::string error_body;
@@ -113,24 +94,7 @@ Result<std::vector<ContainerSummary>> DockerClient::listContainers(const Labels&
                 std::string("/containers/json?all=") + (all ? "1" : "0") + "&filters=" + labelFilter(label_filter));
   if (!r) return r.fullError();
   if (r.value().status != 200) return dockerError("container list", r.value().status, r.value().body);
-  auto j = json::parse(r.value().body, nullptr, false);
-  if (!j.is_array()) return Error{"docker container list: answer is not a list"};
-  std::vector<ContainerSummary> out;
-  for (const auto& c : j) {
-    ContainerSummary s;
-    s.id = c.value("Id", "");
-    if (c.contains("Names") && c["Names"].is_array() && !c["Names"].empty()) {
-      s.name = c["Names"][0].get<std::string>();
-      if (!s.name.empty() && s.name[0] == '/') s.name.erase(0, 1);
-    }
-    s.image = c.value("Image", "");
-    s.state = c.value("State", "");
-    if (c.contains("Labels") && c["Labels"].is_object()) {
-      for (const auto& [k, v] : c["Labels"].items()) s.labels[k] = v.get<std::string>();
-    }
-    out.push_back(std::move(s));
-  }
-  return out;
+  return parseContainerList(r.value().body);
 }
 
 std::string createBody(const CreateRequest& q) {
@@ -250,40 +214,6 @@ Status DockerClient::removeContainer(const std::string& id, bool force) {
   return Status::Ok();
 }
 
-ContainerInfo parseInspect(const std::string& body) {
-  ContainerInfo info;
-  auto j = json::parse(body, nullptr, false);
-  if (!j.is_object()) return info;
-  info.id = j.value("Id", "");
-  info.name = j.value("Name", "");
-  if (!info.name.empty() && info.name[0] == '/') info.name.erase(0, 1);
-  if (j.contains("Config") && j["Config"].is_object()) {
-    const auto& cfg = j["Config"];
-    info.image = cfg.value("Image", "");
-    if (cfg.contains("Labels") && cfg["Labels"].is_object()) {
-      for (const auto& [k, v] : cfg["Labels"].items()) info.labels[k] = v.get<std::string>();
-    }
-  }
-  if (j.contains("State") && j["State"].is_object()) {
-    const auto& s = j["State"];
-    info.state = s.value("Status", "");
-    info.running = s.value("Running", false);
-    info.exit_code = s.value("ExitCode", 0);
-    info.oom_killed = s.value("OOMKilled", false);
-    info.error = s.value("Error", "");
-    info.started_at = unixSeconds(s.value("StartedAt", ""));
-    info.finished_at = unixSeconds(s.value("FinishedAt", ""));
-    if (s.contains("Health") && s["Health"].is_object()) info.health = s["Health"].value("Status", "");
-  }
-  if (j.contains("NetworkSettings") && j["NetworkSettings"].is_object() &&
-      j["NetworkSettings"].contains("Networks") && j["NetworkSettings"]["Networks"].is_object()) {
-    for (const auto& [net, ep] : j["NetworkSettings"]["Networks"].items()) {
-      if (ep.is_object()) info.network_ips[net] = ep.value("IPAddress", "");
-    }
-  }
-  return info;
-}
-
 Result<ContainerInfo> DockerClient::inspectContainer(const std::string& id) {
   auto r = call("container_inspect", "GET", "/containers/" + id + "/json");
   if (!r) return r.fullError();
@@ -302,9 +232,8 @@ Result<int> DockerClient::waitContainer(const std::string& id, std::stop_token s
                   stop, &error_body);
   if (!r) return r.fullError();
   if (r.value() != 200) return dockerError("wait " + id, r.value(), error_body);
-  auto j = json::parse(body, nullptr, false);
-  if (!j.is_object()) return Error{"docker wait: answer is not JSON"};
-  return j.value("StatusCode", -1);
+  if (!json::parse(body, nullptr, false).is_object()) return Error{"docker wait: answer is not JSON"};
+  return parseWaitStatus(body);
 }
 
 Status DockerClient::streamLogs(const std::string& id, const LogOptions& o,
@@ -313,8 +242,7 @@ Status DockerClient::streamLogs(const std::string& id, const LogOptions& o,
   auto info = call("container_inspect", "GET", "/containers/" + id + "/json");
   if (!info) return info.fullError();
   if (info.value().status != 200) return dockerError("logs " + id, info.value().status, info.value().body);
-  auto j = json::parse(info.value().body, nullptr, false);
-  const bool tty = j.is_object() && j.contains("Config") && j["Config"].value("Tty", false);
+  const bool tty = parseTty(info.value().body);
   LogDecoder decoder(!tty, /*timestamps=*/true);
   std::string path = "/containers/" + id + "/logs?timestamps=1&stdout=" + (o.stdout_stream ? "1" : "0") +
                      "&stderr=" + (o.stderr_stream ? "1" : "0") + "&follow=" + (o.follow ? "1" : "0") +
@@ -335,32 +263,7 @@ Result<Stats> DockerClient::stats(const std::string& id) {
   auto r = call("container_stats", "GET", "/containers/" + id + "/stats?stream=0", "", std::chrono::seconds(10));
   if (!r) return r.fullError();
   if (r.value().status != 200) return dockerError("stats " + id, r.value().status, r.value().body);
-  auto j = json::parse(r.value().body, nullptr, false);
-  Stats s;
-  if (!j.is_object()) return s;
-  try {
-    const auto& cpu = j.at("cpu_stats");
-    const auto& pre = j.at("precpu_stats");
-    const double cpu_delta = cpu.at("cpu_usage").value("total_usage", 0.0) - pre.at("cpu_usage").value("total_usage", 0.0);
-    const double sys_delta = cpu.value("system_cpu_usage", 0.0) - pre.value("system_cpu_usage", 0.0);
-    const double cpus = cpu.value("online_cpus", 1.0);
-    if (cpu_delta > 0 && sys_delta > 0) s.cpu_percent = cpu_delta / sys_delta * cpus * 100.0;
-  } catch (const json::exception&) {
-    // A stopped container has no CPU samples; leave zero.
-  }
-  if (j.contains("memory_stats") && j["memory_stats"].is_object()) {
-    const auto& m = j["memory_stats"];
-    std::int64_t usage = m.value("usage", std::int64_t{0});
-    if (m.contains("stats") && m["stats"].is_object()) usage -= m["stats"].value("inactive_file", std::int64_t{0});
-    s.memory_bytes = std::max<std::int64_t>(0, usage);
-  }
-  if (j.contains("networks") && j["networks"].is_object()) {
-    for (const auto& [name, n] : j["networks"].items()) {
-      s.network_rx_bytes += n.value("rx_bytes", std::int64_t{0});
-      s.network_tx_bytes += n.value("tx_bytes", std::int64_t{0});
-    }
-  }
-  return s;
+  return parseStats(r.value().body);
 }
 
 Result<ExecResult> DockerClient::exec(const std::string& id, const std::vector<std::string>& command,
@@ -369,7 +272,8 @@ Result<ExecResult> DockerClient::exec(const std::string& id, const std::vector<s
   auto c = call("exec_create", "POST", "/containers/" + id + "/exec", create.dump());
   if (!c) return c.fullError();
   if (c.value().status != 201) return dockerError("exec create", c.value().status, c.value().body);
-  const std::string exec_id = json::parse(c.value().body, nullptr, false).value("Id", "");
+  const std::string exec_id = parseExecId(c.value().body);
+  if (exec_id.empty()) return Error{"docker exec create: the answer has no exec id"};
   ExecResult out;
   LogDecoder decoder(true, false);
   auto collect = [&](const LogLine& l) {
@@ -393,8 +297,7 @@ Result<ExecResult> DockerClient::exec(const std::string& id, const std::vector<s
   decoder.finish(collect);
   auto inspect = call("exec_inspect", "GET", "/exec/" + exec_id + "/json");
   if (!inspect) return inspect.fullError();
-  auto j = json::parse(inspect.value().body, nullptr, false);
-  if (j.is_object() && j["ExitCode"].is_number()) out.exit_code = j["ExitCode"].get<int>();
+  out.exit_code = parseExecExitCode(inspect.value().body);
   return out;
 }
 
@@ -405,13 +308,7 @@ Status DockerClient::ensureNetwork(const std::string& name, const Labels& labels
   auto list = call("network_list", "GET", "/networks?filters=" + urlEncode(filters.dump()));
   if (!list) return list.fullError();
   if (list.value().status != 200) return dockerError("network list", list.value().status, list.value().body);
-  auto nets = json::parse(list.value().body, nullptr, false);
-  std::vector<std::pair<std::string, std::string>> same;  // (created, id)
-  if (nets.is_array()) {
-    for (const auto& n : nets) {
-      if (n.value("Name", "") == name) same.emplace_back(n.value("Created", ""), n.value("Id", ""));
-    }
-  }
+  auto same = parseNetworksNamed(list.value().body, name);  // (created, id)
   std::sort(same.begin(), same.end());
   for (std::size_t i = 1; i < same.size(); ++i) (void)call("network_remove", "DELETE", "/networks/" + same[i].second);
   if (!same.empty()) return Status::Ok();
@@ -443,21 +340,7 @@ Status DockerClient::streamEvents(const Labels& label_filter, const std::functio
   if (!labels.empty()) filters["label"] = labels;
   LineSplitter lines;
   auto on_line = [&](std::string_view line) {
-    auto j = json::parse(line, nullptr, false);
-    if (!j.is_object()) return true;
-    Event e;
-    e.type = j.value("Type", "");
-    e.action = j.value("Action", "");
-    e.time_ns = j.value("timeNano", std::int64_t{0});
-    if (j.contains("Actor") && j["Actor"].is_object()) {
-      e.id = j["Actor"].value("ID", "");
-      if (j["Actor"].contains("Attributes") && j["Actor"]["Attributes"].is_object()) {
-        for (const auto& [k, v] : j["Actor"]["Attributes"].items()) {
-          if (v.is_string()) e.attributes[k] = v.get<std::string>();
-        }
-      }
-    }
-    on_event(e);
+    if (auto e = parseEventLine(line)) on_event(*e);
     return true;
   };
   std::string error_body;

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "env_manager/docker/DockerApi.h"
+#include "env_manager/docker/DockerJson.h"
 
 namespace dspy::envmanager::docker {
 
@@ -83,6 +84,5 @@ Error dockerError(std::string_view operation, long http_status, const std::strin
 
 // The Engine API's JSON body for POST /containers/create.
 std::string createBody(const CreateRequest& request);
-ContainerInfo parseInspect(const std::string& body);
 
 }  // namespace dspy::envmanager::docker

@@ -1,14 +1,15 @@
 // libFuzzer target: Docker's multiplexed log frames (and raw TTY logs), with and without
 // timestamps, and newline-delimited JSON (events, pull progress), fed in pieces split at
 // the places the input's first bytes choose: lines or a clean stop, never a crash, and
-// held bytes bounded by what was fed.
+// held bytes bounded by what was fed. Each line, and the whole input, also goes through
+// the readers of the Engine's JSON answers (inspect, list, stats, exec, networks).
 // Build and run: scripts/fuzz.sh docker-streams [seconds]   (seeds: tests/fuzz/docker-streams/).
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
-
+#include "env_manager/docker/DockerJson.h"
 #include "env_manager/docker/StreamDecoders.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -30,12 +31,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   LineSplitter split;
   auto on_json = [](std::string_view line) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.is_object()) (void)j.value("status", std::string());
+    (void)parsePullLine(line);
+    (void)parseEventLine(line);
     (void)parseRfc3339Nanos(line);
     return true;
   };
   for (std::size_t at = 0; at < bytes.size(); at += step) split.feed(bytes.substr(at, step), on_json);
   split.finish(on_json);
+  const std::string whole(bytes);
+  (void)parseInspect(whole);
+  (void)parseImageInspect(whole);
+  (void)parseContainerList(whole);
+  (void)parseStats(whole);
+  (void)parseWaitStatus(whole);
+  (void)parseTty(whole);
+  (void)parseExecId(whole);
+  (void)parseExecExitCode(whole);
+  (void)parseNetworksNamed(whole, "a");
   return 0;
 }
