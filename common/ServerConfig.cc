@@ -1,11 +1,13 @@
 // Keys shared by both daemons, and the rules that tie them together.
 #include "common/ServerConfig.h"
 
+#include <filesystem>
 #include <fstream>
-#include <sstream>
 
 namespace dspy {
 namespace {
+
+constexpr std::size_t kMaxTokenFileBytes = 4096;
 
 Status readable(const std::string& key, const std::string& path) {
   if (path.empty()) return Status::Ok();
@@ -51,11 +53,21 @@ void describeServerConfig(config::Schema& s, ServerConfig& cfg, const ServerEnvN
       if (Status st = readable(key, *path); !st.ok()) return st;
     }
     if (!cfg.auth_token_file.empty()) {
-      std::ifstream f(cfg.auth_token_file);
+      // A regular file of at most 4 KiB: a device or a FIFO named by mistake (/dev/zero,
+      // /dev/stdin) would otherwise be read forever at start.
+      std::error_code ec;
+      const auto st = std::filesystem::status(cfg.auth_token_file, ec);
+      if (ec || !std::filesystem::is_regular_file(st)) {
+        return Error{"key 'auth.token_file': '" + cfg.auth_token_file + "' is not a readable regular file"};
+      }
+      std::ifstream f(cfg.auth_token_file, std::ios::binary);
       if (!f) return Error{"key 'auth.token_file': cannot read file '" + cfg.auth_token_file + "'"};
-      std::stringstream ss;
-      ss << f.rdbuf();
-      std::string token = ss.str();
+      std::string token(kMaxTokenFileBytes + 1, '\0');
+      f.read(token.data(), static_cast<std::streamsize>(token.size()));
+      token.resize(static_cast<std::size_t>(f.gcount()));
+      if (token.size() > kMaxTokenFileBytes) {
+        return Error{"key 'auth.token_file': file '" + cfg.auth_token_file + "' is larger than 4 KiB"};
+      }
       while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
         token.pop_back();
       }

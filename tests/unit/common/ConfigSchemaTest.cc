@@ -192,6 +192,15 @@ TEST_CASE("the token file wins over the inline token and is trimmed", "[config]"
   auto empty = loadEnvManager("auth:\n  token_file: " + dir + "/empty\n");
   REQUIRE_FALSE(empty.status.ok());
   CHECK_THAT(empty.status.error(), Catch::Contains("is empty"));
+
+  // A device named by mistake is refused at once instead of being read forever.
+  auto device = loadEnvManager("auth:\n  token_file: /dev/zero\n");
+  REQUIRE_FALSE(device.status.ok());
+  CHECK_THAT(device.status.error(), Catch::Contains("'/dev/zero' is not a readable regular file"));
+  dspy::test::writeFile(dir + "/big", std::string(5000, 'x'));
+  auto big = loadEnvManager("auth:\n  token_file: " + dir + "/big\n");
+  REQUIRE_FALSE(big.status.ok());
+  CHECK_THAT(big.status.error(), Catch::Contains("larger than 4 KiB"));
 }
 
 TEST_CASE("a missing config file is an error that names it", "[config]") {
