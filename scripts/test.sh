@@ -85,11 +85,12 @@ if ((sanitizers)); then
   fi
 fi
 
-run_pytest() {  # run_pytest PRESET LOG
+run_pytest() {  # run_pytest PRESET LOG [pytest args...]
   local preset="$1" out="$2"
+  shift 2
   log "pytest (daemons from build/$preset)"
   set +e
-  (cd "$ROOT/python" && DSPY_BUILD_DIR="$ROOT/build/$preset" "$VENV/bin/python" -m pytest -q 2>&1) | tee "$out"
+  (cd "$ROOT/python" && DSPY_BUILD_DIR="$ROOT/build/$preset" "$VENV/bin/python" -m pytest -q "$@" 2>&1) | tee "$out"
   local status=${PIPESTATUS[0]}
   set -e
   ((status == 0)) || rc=1
@@ -100,7 +101,7 @@ if ((sanitizers)); then
   # pytest: run it once against the ASan+UBSan daemons and fail on any report.
   rm -rf /tmp/dspy-py-* 2>/dev/null || true
   ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS="suppressions=$ROOT/tests/sanitizers/lsan.supp" \
-    UBSAN_OPTIONS=print_stacktrace=1 run_pytest asan "$STATE/logs/pytest-asan.log"
+    UBSAN_OPTIONS=print_stacktrace=1 run_pytest asan "$STATE/logs/pytest-asan.log" -m "not soak"
   if grep -lE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" /tmp/dspy-py-*/daemon.log 2>/dev/null; then
     log "sanitizer reports in the daemon logs above"
     rc=1
