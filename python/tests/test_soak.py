@@ -63,6 +63,7 @@ def flat(samples, key, slack):
 
 
 @pytest.mark.soak
+@pytest.mark.release_pass
 def test_soak_mixed_load_keeps_memory_descriptors_threads_and_wal_flat(stubs):
     assert os.environ.get("KAFKA_BROKERS"), "the soak needs the test Kafka broker (scripts/test-env.sh up)"
     m = EnvManager(stubs)

@@ -16,6 +16,9 @@ import pytest
 from conftest import ROOT
 from envstack import eventually
 
+# They install build/release whatever DSPY_BUILD_DIR says: with two passes, only the release one runs them.
+pytestmark = pytest.mark.release_pass
+
 IMAGE = "dspy-test/systemd:bookworm"
 
 
