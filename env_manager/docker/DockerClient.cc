@@ -165,9 +165,8 @@ Result<std::string> DockerClient::createContainer(const CreateRequest& request) 
   auto r = call("container_create", "POST", "/containers/create?name=" + urlEncode(request.name), createBody(request));
   if (!r) return r.fullError();
   if (r.value().status != 201) return dockerError("create " + request.name, r.value().status, r.value().body);
-  auto j = json::parse(r.value().body, nullptr, false);
-  if (!j.is_object() || !j.contains("Id")) return Error{"docker create " + request.name + ": answer has no Id"};
-  const std::string id = j["Id"].get<std::string>();
+  const std::string id = parseId(r.value().body);
+  if (id.empty()) return Error{"docker create " + request.name + ": answer has no Id"};
   // The create call takes one network; the others are joined before the start.
   for (const auto& n : request.extra_networks) {
     json body = {{"Container", id}, {"EndpointConfig", {{"Aliases", n.aliases}}}};
@@ -272,7 +271,7 @@ Result<ExecResult> DockerClient::exec(const std::string& id, const std::vector<s
   auto c = call("exec_create", "POST", "/containers/" + id + "/exec", create.dump());
   if (!c) return c.fullError();
   if (c.value().status != 201) return dockerError("exec create", c.value().status, c.value().body);
-  const std::string exec_id = parseExecId(c.value().body);
+  const std::string exec_id = parseId(c.value().body);
   if (exec_id.empty()) return Error{"docker exec create: the answer has no exec id"};
   ExecResult out;
   LogDecoder decoder(true, false);

@@ -196,7 +196,7 @@ int parseWaitStatus(const std::string& body) { return integer<int>(parse(body), 
 
 bool parseTty(const std::string& body) { return boolean(object(parse(body), "Config"), "Tty"); }
 
-std::string parseExecId(const std::string& body) { return str(parse(body), "Id"); }
+std::string parseId(const std::string& body) { return str(parse(body), "Id"); }
 
 int parseExecExitCode(const std::string& body) { return integer<int>(parse(body), "ExitCode", -1); }
 

@@ -32,8 +32,9 @@ std::optional<Event> parseEventLine(std::string_view line);
 int parseWaitStatus(const std::string& body);
 // GET /containers/{id}/json: whether the container has a TTY (false when unreadable).
 bool parseTty(const std::string& body);
-// POST /containers/{id}/exec: the exec's id; GET /exec/{id}/json: its exit code or -1.
-std::string parseExecId(const std::string& body);
+// The "Id" of a create answer (POST /containers/create, /containers/{id}/exec), or "".
+std::string parseId(const std::string& body);
+// GET /exec/{id}/json: the exec's exit code or -1.
 int parseExecExitCode(const std::string& body);
 // GET /networks: (created, id) of the networks named exactly `name`.
 std::vector<std::pair<std::string, std::string>> parseNetworksNamed(const std::string& body, const std::string& name);

@@ -45,7 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)parseStats(whole);
   (void)parseWaitStatus(whole);
   (void)parseTty(whole);
-  (void)parseExecId(whole);
+  (void)parseId(whole);
   (void)parseExecExitCode(whole);
   (void)parseNetworksNamed(whole, "a");
   return 0;

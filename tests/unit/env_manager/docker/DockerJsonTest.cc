@@ -54,7 +54,7 @@ TEST_CASE("inspect, list, stats, pull and event answers read as Docker sends the
   CHECK(ev->attributes.at("exitCode") == "3");
   CHECK(parseWaitStatus(R"({"StatusCode":4})") == 4);
   CHECK(parseTty(R"({"Config":{"Tty":true}})"));
-  CHECK(parseExecId(R"({"Id":"e1"})") == "e1");
+  CHECK(parseId(R"({"Id":"e1"})") == "e1");
   CHECK(parseExecExitCode(R"({"ExitCode":2})") == 2);
   auto nets = parseNetworksNamed(R"([{"Name":"a","Created":"2","Id":"n2"},{"Name":"b"},{"Name":"a","Created":"1","Id":"n1"}])", "a");
   CHECK(nets.size() == 2);
@@ -100,7 +100,8 @@ TEST_CASE("fields of the wrong type or out of range read as defaults, never as a
   CHECK(parseWaitStatus(R"({"StatusCode":"0"})") == -1);
   CHECK(parseWaitStatus(R"({"StatusCode":1e20})") == -1);
   CHECK_FALSE(parseTty(R"({"Config":{"Tty":"true"}})"));
-  CHECK(parseExecId("nonsense").empty());
+  CHECK(parseId("nonsense").empty());
+  CHECK(parseId(R"({"Id":42})").empty());  // a create answer with a non-string Id: refused, not thrown
   CHECK(parseExecExitCode(R"({"ExitCode":null})") == -1);
   CHECK(parseNetworksNamed(R"({"Name":"a"})", "a").empty());
 }
