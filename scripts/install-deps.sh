@@ -13,6 +13,7 @@ DEB_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libcpp-httplib-dev nlohmann-json3-dev libyaml-cpp-dev libspdlog-dev librdkafka-dev
   prometheus-cpp-dev catch2 libcli11-dev libcurl4-openssl-dev libsqlite3-dev libsystemd-dev
+  libjemalloc-dev
   # real components for integration tests and the demo
   docker.io docker-registry docker-compose busybox-static redis-server redis-tools
   slurm-wlm munge kcat openjdk-17-jre-headless maven
