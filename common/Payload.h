@@ -13,6 +13,12 @@ namespace dspy {
 
 using Payload = std::map<std::string, std::string>;
 
+// The payload as a JSON object text: exactly what nlohmann::json(payload).dump() gives
+// (keys in map order, compact, the same escapes), without building the JSON value
+// first. Text that is not plain ASCII takes nlohmann's path (its UTF-8 checks and
+// errors included). The store writes every task's payload and event data this way.
+std::string payloadToJson(const Payload& payload);
+
 // Merges "payload_json" into the payload; bad JSON or a non-object is InvalidArgument.
 Result<Payload> expandPayload(const Payload& payload);
 // A payload value that must be a JSON list of strings ("args"); empty when absent.

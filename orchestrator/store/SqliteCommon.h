@@ -36,7 +36,7 @@ inline std::string text(sqlite3_stmt* st, int col) {
   return t == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(t));
 }
 
-inline std::string dump(const Payload& p) { return nlohmann::json(p).dump(); }
+inline std::string dump(const Payload& p) { return payloadToJson(p); }
 
 inline Payload load(const unsigned char* text) {
   if (text == nullptr) return {};

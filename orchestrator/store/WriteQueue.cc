@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <iterator>
 
-#include <nlohmann/json.hpp>
+#include "common/Payload.h"
 
 namespace dspy::orchestrator {
 
@@ -27,9 +27,9 @@ void WriteQueue::push(Write write) {
 }
 
 void WriteQueue::prepare(Write& w) {
-  if (w.is_insert && w.payload_json.empty()) w.payload_json = nlohmann::json(w.task.payload).dump();
+  if (w.is_insert && w.payload_json.empty()) w.payload_json = payloadToJson(w.task.payload);
   for (auto& e : w.events) {
-    if (e.data_json.empty()) e.data_json = nlohmann::json(e.data).dump();
+    if (e.data_json.empty()) e.data_json = payloadToJson(e.data);
   }
 }
 
