@@ -5,6 +5,8 @@
 // so far is committed and answered.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -61,15 +63,19 @@ class WriteQueue {
 
  private:
   void loop(std::stop_token stop);
+  void spinForWork(const std::stop_token& stop);
+  static constexpr std::chrono::microseconds kSpin{250};
 
   Commit commit_;
   Committed committed_;
   std::size_t max_batch_;
+  bool spin_;  // more than one CPU to run on
   std::mutex mu_;
   std::condition_variable_any cv_;
   std::condition_variable idle_cv_;
   std::deque<Write> pending_;
   bool busy_ = false;
+  std::atomic<bool> has_work_{false};  // mirrors !pending_.empty() for the writer's short spin
   std::jthread thread_;  // last: starts once the rest is ready
 };
 
