@@ -30,6 +30,7 @@ Event taskEvent(const TaskRecord& t, bool inserted) {
   Payload d{{"task_id", t.id}, {"class", t.cls}, {"status", toString(t.status)}};
   if (!t.workflow_id.empty()) d["workflow_id"] = t.workflow_id;
   if (inserted) {
+    d["status"] = toString(TaskStatus::Pending);  // as submitted, whatever it became in the same write
     d["priority"] = std::to_string(t.priority);
     Event e = makeEvent("task_submitted", std::move(d));
     e.first_of_resource = true;  // stored only if the insert (a new id) succeeds
@@ -61,6 +62,13 @@ Event taskEvent(const TaskRecord& t, bool inserted) {
       break;
   }
   return makeEvent(std::move(type), std::move(d));
+}
+
+std::vector<Event> insertEvents(const TaskRecord& t) {
+  std::vector<Event> out;
+  out.push_back(taskEvent(t, true));
+  if (t.status == TaskStatus::Running) out.push_back(taskEvent(t, false));
+  return out;
 }
 
 const std::vector<std::string>& knownEventTypes() {

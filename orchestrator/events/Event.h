@@ -45,6 +45,9 @@ Event makeEvent(std::string type, Payload data, std::string source = "orchestrat
 // running -> task_started, completed/failed/cancelled -> task_<status>, pending again
 // -> task_retrying.
 Event taskEvent(const TaskRecord& task, bool inserted);
+// The events of a task's insert: task_submitted, and task_started too when the task is
+// inserted already running (it took a free slot as it was admitted).
+std::vector<Event> insertEvents(const TaskRecord& task);
 
 // Every type the orchestrator produces (filters naming another type are refused).
 const std::vector<std::string>& knownEventTypes();

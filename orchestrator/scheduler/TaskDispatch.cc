@@ -80,6 +80,7 @@ bool TaskEngine::refillLocked(ClassState& cs) {
       if (it != tasks_.end()) {
         Entry& dup = it->second;
         if (dup.accepted) continue;
+        endAdmissionLocked(dup);  // its insert will be refused: the stored task takes the entry
         // A resubmission of this id is being written (it will be refused as taken): the
         // stored task takes the entry, and the resubmission is answered now.
         for (auto& w : dup.waiters) {
@@ -133,30 +134,8 @@ void TaskEngine::dispatchLocked(ClassState& cs) {
     if (cs.queue.empty() && !(cs.spilled > 0 && refillLocked(cs))) break;
     auto node = cs.queue.extract(cs.queue.begin());
     Entry& e = tasks_.at(node.mapped());
-    e.rec.status = TaskStatus::Running;
-    e.rec.attempts += 1;
-    if (!e.resuming || e.rec.started_ms == 0) e.rec.started_ms = nowMs();
-    e.resuming = false;
-    e.rec.not_before_ms = 0;
-    e.started_at = clock_.monotonicTime();
-    e.cancel = std::stop_source();
-    ++cs.inflight;
-    cs.limiter->onStart(cs.inflight);
-    const double waited = std::chrono::duration<double>(e.started_at - e.queued_at).count();
-    observer_.onStarted(runsUnder(e.rec.cls), waited);
-    cs.recent_waits.add(e.started_at, waited);
-    ExecRequest req;
-    req.task_id = e.rec.id;
-    req.cls = e.rec.cls;
-    req.payload = expandPayload(e.rec.payload).value();  // validated at submission
-    req.attempt = e.rec.attempts;
-    req.timeout = cs.cfg.timeout;
-    if (auto t = req.payload.find("timeout_seconds"); t != req.payload.end()) {
-      // Validated at submission: a positive integer; capped so that seconds * 1000 fits.
-      const auto secs = parseInt(t->second, 1, INT64_MAX / 1000).value_or(INT64_MAX / 1000);
-      req.timeout = std::min(req.timeout, std::chrono::milliseconds(secs * 1000));
-    }
-    ++running_threads_;
+    beginAttemptLocked(cs, e);
+    ExecRequest req = launchLocked(cs, e);
     // The attempt starts only once "running, attempt N" is durable: a crash can then
     // never run a task again without counting the attempt.
     persistLocked(e, [this, id = e.rec.id, r = std::move(req), ex = cs.executor,
@@ -165,6 +144,47 @@ void TaskEngine::dispatchLocked(ClassState& cs) {
         runAttempt(std::move(id), std::move(r), std::move(ex), token);
       });
     });
+  }
+}
+
+void TaskEngine::beginAttemptLocked(ClassState& cs, Entry& e) {
+  e.rec.status = TaskStatus::Running;
+  e.rec.attempts += 1;
+  if (!e.resuming || e.rec.started_ms == 0) e.rec.started_ms = nowMs();
+  e.resuming = false;
+  e.rec.not_before_ms = 0;
+  e.started_at = clock_.monotonicTime();
+  e.cancel = std::stop_source();
+  ++cs.inflight;
+  cs.limiter->onStart(cs.inflight);
+}
+
+ExecRequest TaskEngine::launchLocked(ClassState& cs, Entry& e) {
+  const double waited = std::chrono::duration<double>(e.started_at - e.queued_at).count();
+  observer_.onStarted(runsUnder(e.rec.cls), waited);
+  cs.recent_waits.add(e.started_at, waited);
+  ExecRequest req;
+  req.task_id = e.rec.id;
+  req.cls = e.rec.cls;
+  req.payload = expandPayload(e.rec.payload).value();  // validated at submission
+  req.attempt = e.rec.attempts;
+  req.timeout = cs.cfg.timeout;
+  if (auto t = req.payload.find("timeout_seconds"); t != req.payload.end()) {
+    // Validated at submission: a positive integer; capped so that seconds * 1000 fits.
+    const auto secs = parseInt(t->second, 1, INT64_MAX / 1000).value_or(INT64_MAX / 1000);
+    req.timeout = std::min(req.timeout, std::chrono::milliseconds(secs * 1000));
+  }
+  ++running_threads_;
+  return req;
+}
+
+void TaskEngine::endAdmissionLocked(Entry& e) {
+  ClassState& cs = classes_.at(runsUnder(e.rec.cls));
+  if (e.launch_on_insert) {
+    e.launch_on_insert = false;
+    --cs.inflight;
+  } else {
+    --cs.admitting;
   }
 }
 

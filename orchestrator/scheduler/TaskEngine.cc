@@ -290,6 +290,15 @@ bool TaskEngine::admitLocked(SubmitRequest& req, const std::string& hash, Submit
   e.rec.request_hash = hash;
   e.rec.submitted_ms = nowMs();
   e.waiters.push_back(std::move(done));
+  e.queued_at = clock_.monotonicTime();
+  // Nothing waits before it and a slot is free: it takes the slot now and is inserted
+  // as running, so that one commit both accepts it and starts its attempt.
+  if (started_ && cs.queue.empty() && cs.spilled == 0 && cs.admitting == 0 && cs.inflight < cs.limiter->limit()) {
+    beginAttemptLocked(cs, e);
+    e.launch_on_insert = true;
+  } else {
+    ++cs.admitting;
+  }
   *rec = e.rec;
   return true;
 }
@@ -383,6 +392,7 @@ void TaskEngine::onInsertedMany(const std::vector<std::string>& ids, std::vector
     Status s;
     std::vector<SubmitDone> waiters;
     TaskRecord rec;
+    std::function<void()> launch;  // its attempt, when it was inserted running
   };
   std::vector<After> afters;
   afters.reserve(ids.size());
@@ -402,8 +412,45 @@ void TaskEngine::onInsertedMany(const std::vector<std::string>& ids, std::vector
       a.id = &ids[i];
       a.s = std::move(outcomes[i]);
       a.waiters.swap(it->second.waiters);
-      if (a.s.ok()) {
-        Entry& e = it->second;
+      Entry& e = it->second;
+      const bool in_slot = e.launch_on_insert;
+      endAdmissionLocked(e);
+      if (a.s.ok() && in_slot) {
+        e.accepted = true;
+        ++totals_.submitted;
+        ClassState& cs = classes_.at(runsUnder(e.rec.cls));
+        observer_.onAccepted(cs.name);
+        if (!e.cancel_requested && !stopping_ && !e.interrupted) {
+          ++cs.inflight;  // the slot it was admitted into stays taken
+          ExecRequest req = launchLocked(cs, e);
+          if (watched || listener_) {
+            a.rec = e.rec;  // for the watchers and the listener
+            a.rec.payload.clear();
+          }
+          a.launch = [this, id = e.rec.id, r = std::move(req), ex = cs.executor,
+                      token = e.cancel.get_token()]() mutable {
+            pool_.run([this, id = std::move(id), r = std::move(r), ex = std::move(ex), token]() mutable {
+              runAttempt(std::move(id), std::move(r), std::move(ex), token);
+            });
+          };
+        } else {
+          // Cancelled, or the orchestrator is stopping, before its attempt could start:
+          // the attempt never ran.
+          e.rec.attempts -= 1;
+          e.rec.started_ms = 0;
+          if (e.cancel_requested) {
+            e.rec.status = TaskStatus::Cancelled;
+            e.rec.error = "cancelled before it ran";
+            e.rec.finished_ms = nowMs();
+          } else {
+            e.rec.status = TaskStatus::Pending;
+            e.rec.error = "interrupted by an orchestrator shutdown; will run again";
+          }
+          if (watched) a.rec = e.rec;
+          persistLocked(e);
+          dispatchLocked(cs);
+        }
+      } else if (a.s.ok()) {
         e.accepted = true;
         e.spillable = true;
         ++totals_.submitted;
@@ -419,7 +466,9 @@ void TaskEngine::onInsertedMany(const std::vector<std::string>& ids, std::vector
         }
       } else {
         a.rec = std::move(it->second.rec);
+        const std::string under = runsUnder(a.rec.cls);
         tasks_.erase(it);
+        if (in_slot) dispatchLocked(classes_.at(under));  // the slot it held is free again
       }
       afters.push_back(std::move(a));
     }
@@ -427,7 +476,21 @@ void TaskEngine::onInsertedMany(const std::vector<std::string>& ids, std::vector
   for (auto& a : afters) {
     const std::string& id = *a.id;
     if (a.s.ok()) {
-      if (watched) notify(a.rec);
+      if (a.launch) {
+        a.launch();  // first: the attempt's thread wakes while the clients are answered
+        if (watched) {
+          // Watchers see both changes the one write made, in order.
+          TaskRecord submitted = a.rec;
+          submitted.status = TaskStatus::Pending;
+          submitted.attempts -= 1;
+          submitted.started_ms = 0;
+          notify(submitted);
+          notify(a.rec);
+        }
+        if (listener_) listener_(a.rec);
+      } else if (watched) {
+        notify(a.rec);
+      }
       for (auto& w : a.waiters) w(id);
       continue;
     }

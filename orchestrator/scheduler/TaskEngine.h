@@ -162,6 +162,9 @@ class TaskEngine {
     // Durable as it is (just inserted, or read from the store), so it may leave memory
     // while it waits in the queue. Any write in flight clears it.
     bool spillable = false;
+    // Admitted into a free slot of its class, running from its insert on (the insert
+    // writes "running, attempt 1"): the attempt starts once that insert is durable.
+    bool launch_on_insert = false;
     Clock::MonotonicTime queued_at{};
     Clock::MonotonicTime started_at{};
   };
@@ -182,7 +185,8 @@ class TaskEngine {
     // at or after `spill_from` (none: anywhere); tasks in memory are never counted here.
     std::int64_t spilled = 0;
     std::optional<QueueKey> spill_from;
-    int inflight = 0;
+    int inflight = 0;   // slots taken, including by tasks admitted into a slot (insert in flight)
+    int admitting = 0;  // admitted without a slot, insert in flight: later ones queue behind them
     int waiting_retry = 0;
     RecentWindow recent_waits;     // seconds from queued to started, per start
     RecentWindow recent_outcomes;  // 1 per failed attempt, 0 per successful one
@@ -208,6 +212,14 @@ class TaskEngine {
     return static_cast<std::int64_t>(cs.queue.size()) + cs.waiting_retry + cs.spilled;
   }
   void dispatchLocked(ClassState& cs);
+  // Marks `e` running its next attempt in a slot of `cs` (the caller saw one free).
+  void beginAttemptLocked(ClassState& cs, Entry& e);
+  // Counts the attempt begun as started and makes its request; the caller then runs it
+  // on the pool (runAttempt) once "running" is durable.
+  ExecRequest launchLocked(ClassState& cs, Entry& e);
+  // An entry whose insert is in flight leaves admission: its slot (or its place among
+  // the admitted without one) is given back.
+  void endAdmissionLocked(Entry& e);
   void runAttempt(std::string id, ExecRequest req, std::shared_ptr<Executor> ex, std::stop_token cancel);
   void finishAttempt(const std::string& id, ExecOutcome outcome, std::chrono::nanoseconds latency,
                      Clock::MonotonicTime started);

@@ -21,7 +21,7 @@ MemoryTaskStore::MemoryTaskStore()
 MemoryTaskStore::~MemoryTaskStore() = default;
 
 void MemoryTaskStore::insert(const TaskRecord& task, Done done) {
-  writes_.push({true, task, std::move(done), nullptr, {taskEvent(task, true)}});
+  writes_.push({true, task, std::move(done), nullptr, insertEvents(task)});
 }
 
 void MemoryTaskStore::insertMany(std::vector<TaskRecord> tasks, ManyDone done) {

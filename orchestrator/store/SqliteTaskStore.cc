@@ -411,7 +411,7 @@ SqliteTaskStore::~SqliteTaskStore() {
 }
 
 void SqliteTaskStore::insert(const TaskRecord& task, Done done) {
-  WriteQueue::Write w{true, task, std::move(done), nullptr, {taskEvent(task, true)}};
+  WriteQueue::Write w{true, task, std::move(done), nullptr, insertEvents(task)};
   WriteQueue::prepare(w);  // on the caller's thread, not the writer's
   writes_->push(std::move(w));
 }

@@ -92,7 +92,7 @@ void WriteQueue::pushInserts(std::vector<TaskRecord> tasks, std::function<void(s
   for (auto& t : tasks) {
     Write w;
     w.is_insert = true;
-    w.events.push_back(taskEvent(t, true));
+    w.events = insertEvents(t);
     w.task = std::move(t);
     prepare(w);
     w.done = [group, n](Status s) {

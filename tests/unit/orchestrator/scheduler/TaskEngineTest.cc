@@ -575,3 +575,186 @@ TEST_CASE("engine: after a restart a stored backlog is counted, not loaded, and 
   }
   engine.stop();
 }
+
+namespace {
+
+// A MemoryTaskStore whose inserts wait until the test lets them through (flush() lets
+// them through first, as a shutdown's final flush would see them finish).
+class HoldingStore final : public TaskStore {
+ public:
+  MemoryTaskStore inner;
+  void insert(const TaskRecord& task, Done done) override {
+    std::unique_lock lock(mu_);
+    if (holding_) {
+      held_.emplace_back(task, std::move(done));
+      return;
+    }
+    lock.unlock();
+    inner.insert(task, std::move(done));
+  }
+  void insertMany(std::vector<TaskRecord> tasks, ManyDone done) override { inner.insertMany(std::move(tasks), std::move(done)); }
+  void update(const TaskRecord& task, Done done) override { inner.update(task, std::move(done)); }
+  void flush() override {
+    release();
+    inner.flush();
+  }
+  dspy::Result<std::optional<TaskRecord>> get(const std::string& id) override { return inner.get(id); }
+  dspy::Result<std::vector<TaskRecord>> unfinished() override { return inner.unfinished(); }
+  dspy::Result<std::vector<TaskRecord>> list(const TaskFilter& f) override { return inner.list(f); }
+  dspy::Result<std::map<TaskStatus, std::int64_t>> countByStatus() override { return inner.countByStatus(); }
+  dspy::Result<std::int64_t> maxSeq() override { return inner.maxSeq(); }
+  dspy::Result<std::vector<TaskRecord>> queued(const std::string& q, std::optional<QueuePos> from, int limit) override {
+    return inner.queued(q, from, limit);
+  }
+  dspy::Result<std::vector<PendingGroup>> pendingGroups() override { return inner.pendingGroups(); }
+  dspy::Result<std::vector<TaskRecord>> withStatus(TaskStatus s) override { return inner.withStatus(s); }
+  dspy::Status moveQueue(const std::string& c, const std::string& f, const std::string& t) override {
+    return inner.moveQueue(c, f, t);
+  }
+  std::string health() override { return inner.health(); }
+
+  void hold() {
+    std::lock_guard lock(mu_);
+    holding_ = true;
+  }
+  std::size_t held() {
+    std::lock_guard lock(mu_);
+    return held_.size();
+  }
+  void release() {
+    std::vector<std::pair<TaskRecord, Done>> out;
+    {
+      std::lock_guard lock(mu_);
+      holding_ = false;
+      out.swap(held_);
+    }
+    for (auto& [t, d] : out) inner.insert(t, std::move(d));
+  }
+
+ private:
+  std::mutex mu_;
+  bool holding_ = false;
+  std::vector<std::pair<TaskRecord, Done>> held_;
+};
+
+struct HeldRig {
+  dspy::FakeClock clock;
+  HoldingStore store;
+  std::shared_ptr<GateExecutor> gate = std::make_shared<GateExecutor>();
+  std::unique_ptr<TaskEngine> engine;
+  HeldRig() {
+    EngineConfig cfg;
+    ClassConfig c;
+    c.executor = "gate";
+    c.limiter = LimiterConfig{.kind = "fixed", .initial = 1, .min = 1, .max = 1};
+    cfg.classes["a"] = c;
+    engine = std::make_unique<TaskEngine>(cfg, store, TaskEngine::Executors{{"a", gate}}, clock);
+  }
+  ~HeldRig() {
+    gate->open();
+    engine->stop();
+  }
+  // Submits without waiting; the answer arrives once the insert is through.
+  std::future<dspy::Result<std::string>> submitAsync(SubmitRequest r) {
+    auto p = std::make_shared<std::promise<dspy::Result<std::string>>>();
+    auto f = p->get_future();
+    engine->submit(std::move(r), [p](dspy::Result<std::string> res) { p->set_value(std::move(res)); });
+    return f;
+  }
+  // Starts the engine and submits `id` into the free slot, its insert held.
+  std::future<dspy::Result<std::string>> startAndHoldFirst(const std::string& id) {
+    engine->start();
+    store.hold();
+    auto answer = submitAsync({.id = id, .cls = "a"});
+    REQUIRE(store.held() == 1);
+    return answer;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("engine: a task admitted into a free slot is accepted and started by its insert", "[orchestrator][engine]") {
+  Rig rig(1);
+  rig.engine->start();
+  REQUIRE(rig.submit({.id = "first", .cls = "a"}).ok());
+  // Durable as running at once: no second write between acceptance and the attempt.
+  auto stored = rig.store.get("first").value();
+  REQUIRE(stored.has_value());
+  CHECK(stored->status == TaskStatus::Running);
+  CHECK(stored->attempts == 1);
+  CHECK(stored->started_ms > 0);
+  REQUIRE(eventually([&] { return rig.gate->running() == 1; }, 5s));
+  // The slot is taken: the next one is inserted pending and waits.
+  REQUIRE(rig.submit({.id = "second", .cls = "a"}).ok());
+  CHECK(rig.store.get("second").value()->status == TaskStatus::Pending);
+  rig.gate->open();
+  REQUIRE(rig.waitStatus("second", TaskStatus::Completed));
+  rig.store.flush();
+  // Each task's events, in order with their sequences: submitted (as pending), started,
+  // completed; the insert of "first" wrote the first two.
+  auto events = rig.store.readEvents(0, 100, false).value();
+  std::map<std::string, std::vector<std::string>> by_task;
+  for (const auto& e : events) {
+    by_task[e.resource_id].push_back(e.type + "#" + std::to_string(e.resource_seq) + ":" + e.data.at("status"));
+  }
+  const std::vector<std::string> want{"task_submitted#1:pending", "task_started#2:running",
+                                      "task_completed#3:completed"};
+  CHECK(by_task["first"] == want);
+  CHECK(by_task["second"] == want);
+  CHECK(rig.observer.get("started a") == 2);
+  CHECK(rig.observer.get("accepted a") == 2);
+}
+
+TEST_CASE("engine: a task admitted into a slot but cancelled before its insert is durable never runs",
+          "[orchestrator][engine]") {
+  HeldRig rig;
+  auto answer = rig.startAndHoldFirst("c");
+  REQUIRE(rig.engine->cancel("c").ok());
+  rig.store.release();
+  REQUIRE(answer.get().ok());
+  REQUIRE(eventually([&] { return rig.engine->get("c").value().status == TaskStatus::Cancelled; }, 5s));
+  rig.store.flush();
+  auto t = rig.store.get("c").value();
+  CHECK(t->status == TaskStatus::Cancelled);
+  CHECK(t->attempts == 0);
+  // Its slot is free again: the next task runs.
+  auto next = rig.submitAsync({.id = "n", .cls = "a"});
+  REQUIRE(next.get().ok());
+  REQUIRE(eventually([&] { return rig.gate->running() == 1; }, 5s));
+  CHECK(rig.gate->started() == std::vector<std::string>{"n"});
+}
+
+TEST_CASE("engine: a shutdown before a slot-admitted insert is durable leaves the task queued, no attempt used",
+          "[orchestrator][engine]") {
+  HeldRig rig;
+  auto answer = rig.startAndHoldFirst("s");
+  rig.engine->stop();  // its final flush lets the insert through
+  REQUIRE(answer.get().ok());
+  auto t = rig.store.get("s").value();
+  REQUIRE(t.has_value());
+  CHECK(t->status == TaskStatus::Pending);
+  CHECK(t->attempts == 0);
+  CHECK(rig.gate->started().empty());
+}
+
+TEST_CASE("engine: a task admitted later does not take a slot ahead of one whose insert is still in flight",
+          "[orchestrator][engine]") {
+  HeldRig rig;
+  rig.engine->start();
+  auto blocker = rig.submitAsync({.id = "blocker", .cls = "a"});
+  REQUIRE(blocker.get().ok());
+  REQUIRE(eventually([&] { return rig.gate->running() == 1; }, 5s));
+  rig.store.hold();
+  auto early = rig.submitAsync({.id = "early", .cls = "a"});  // no slot: admitted to wait
+  REQUIRE(rig.store.held() == 1);
+  rig.gate->release(1);  // the blocker ends: its slot is free while "early" is still being written
+  REQUIRE(eventually([&] { return rig.engine->get("blocker").value().status == TaskStatus::Completed; }, 5s));
+  auto late = rig.submitAsync({.id = "late", .cls = "a"});  // also held: inserts are still held
+  REQUIRE(rig.store.held() == 2);
+  rig.store.release();
+  REQUIRE(early.get().ok());
+  REQUIRE(late.get().ok());
+  rig.gate->open();
+  REQUIRE(eventually([&] { return rig.engine->get("late").value().status == TaskStatus::Completed; }, 5s));
+  CHECK(rig.gate->started() == std::vector<std::string>{"blocker", "early", "late"});
+}
