@@ -435,18 +435,19 @@ void TaskEngine::onInsertedMany(const std::vector<std::string>& ids, std::vector
           };
         } else {
           // Cancelled, or the orchestrator is stopping, before its attempt could start:
-          // the attempt never ran.
+          // the attempt never ran. Watchers see it submitted now, then the change below
+          // once that is durable.
           e.rec.attempts -= 1;
           e.rec.started_ms = 0;
+          e.rec.status = TaskStatus::Pending;
+          if (watched) a.rec = e.rec;
           if (e.cancel_requested) {
             e.rec.status = TaskStatus::Cancelled;
             e.rec.error = "cancelled before it ran";
             e.rec.finished_ms = nowMs();
           } else {
-            e.rec.status = TaskStatus::Pending;
             e.rec.error = "interrupted by an orchestrator shutdown; will run again";
           }
-          if (watched) a.rec = e.rec;
           persistLocked(e);
           dispatchLocked(cs);
         }

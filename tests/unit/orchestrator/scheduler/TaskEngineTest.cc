@@ -708,11 +708,21 @@ TEST_CASE("engine: a task admitted into a free slot is accepted and started by i
 TEST_CASE("engine: a task admitted into a slot but cancelled before its insert is durable never runs",
           "[orchestrator][engine]") {
   HeldRig rig;
+  std::vector<TaskRecord> snapshot;
+  auto w = rig.engine->watch({"c"}, true, &snapshot);
   auto answer = rig.startAndHoldFirst("c");
   REQUIRE(rig.engine->cancel("c").ok());
   rig.store.release();
   REQUIRE(answer.get().ok());
   REQUIRE(eventually([&] { return rig.engine->get("c").value().status == TaskStatus::Cancelled; }, 5s));
+  // The watcher sees each change once: submitted, then cancelled.
+  std::vector<std::string> seen;
+  std::stop_source never;
+  while (seen.empty() || seen.back() != "cancelled") {
+    for (const auto& t : w->next(never.get_token())) seen.push_back(toString(t.status));
+  }
+  CHECK(seen == std::vector<std::string>{"pending", "cancelled"});
+  rig.engine->unwatch(w);
   rig.store.flush();
   auto t = rig.store.get("c").value();
   CHECK(t->status == TaskStatus::Cancelled);
