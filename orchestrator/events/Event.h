@@ -48,6 +48,9 @@ Event taskEvent(const TaskRecord& task, bool inserted);
 // The events of a task's insert: task_submitted, and task_started too when the task is
 // inserted already running (it took a free slot as it was admitted).
 std::vector<Event> insertEvents(const TaskRecord& task);
+// A task's own events (task_submitted, task_started, ...): the ones a task store writes
+// with the task's row. Other events may name a task as their resource (slurm_job_*).
+inline bool isTaskEvent(const Event& e) { return e.type.rfind("task_", 0) == 0; }
 
 // Every type the orchestrator produces (filters naming another type are refused).
 const std::vector<std::string>& knownEventTypes();

@@ -13,18 +13,24 @@ void EventStamper::stamp(Event& e, std::int64_t now_ns) {
   e.seq = ++seq_;
   ts_ = std::max(ts_, now_ns);
   e.ts_ns = ts_;
-  auto it = last_.find(e.resource_id);
-  if (it == last_.end()) {
-    if (last_.size() >= kMaxCached) last_.clear();
-    const std::int64_t before = e.first_of_resource || !lookup_ ? 0 : lookup_(e.resource_id);
-    it = last_.emplace(e.resource_id, before).first;
-  }
+  auto it = e.first_of_resource ? cached(e.resource_id, 0) : cached(e.resource_id);
   e.resource_seq = ++it->second;
   // A resource's last event: forget it (a later one, rare, looks the number up).
   static const std::array<std::string_view, 6> kLast{"task_completed",     "task_failed",     "task_cancelled",
                                                      "workflow_completed", "workflow_failed", "workflow_cancelled"};
   if (std::find(kLast.begin(), kLast.end(), e.type) != kLast.end()) last_.erase(it);
 }
+
+std::unordered_map<std::string, std::int64_t>::iterator EventStamper::cached(const std::string& resource,
+                                                                            std::optional<std::int64_t> known) {
+  auto it = last_.find(resource);
+  if (it != last_.end()) return it;
+  if (last_.size() >= kMaxCached) last_.clear();
+  const std::int64_t before = known ? *known : (lookup_ ? lookup_(resource) : 0);
+  return last_.emplace(resource, before).first;
+}
+
+std::int64_t EventStamper::last(const std::string& resource) { return cached(resource)->second; }
 
 void EventStamper::rollback() {
   seq_ = committed_seq_;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -56,12 +57,17 @@ class EventStamper {
   using Lookup = std::function<std::int64_t(const std::string& resource_id)>;
   EventStamper(std::int64_t last_seq, std::int64_t last_ts_ns, Lookup lookup);
   void stamp(Event& e, std::int64_t now_ns);
+  // The sequence number the resource's last stamped event got (0 for none): what the
+  // next stamp() of an event of it adds one to.
+  std::int64_t last(const std::string& resource);
   // A transaction rolled back: forget what was stamped since the last commit().
   void rollback();
   void commit();
   std::int64_t lastSeq() const { return seq_; }
 
  private:
+  std::unordered_map<std::string, std::int64_t>::iterator cached(const std::string& resource,
+                                                                std::optional<std::int64_t> known = std::nullopt);
   std::int64_t seq_, ts_;
   std::int64_t committed_seq_, committed_ts_;
   Lookup lookup_;

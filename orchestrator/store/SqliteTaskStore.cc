@@ -154,6 +154,17 @@ UPDATE tasks SET queue = class WHERE status = 'pending';
 CREATE INDEX tasks_backlog ON tasks (queue, priority DESC, seq, class) WHERE status = 'pending';
 CREATE INDEX tasks_running ON tasks (seq) WHERE status = 'running';
 )sql"},
+    // A task's last event number lives in its row (written anyway with each of its
+    // events), so task events no longer enter an index keyed by resource: each entry
+    // landed on a random page of it (ids are random), one more page per task and commit.
+    // Events of other resources, and a task's non-task events (slurm_job_*), keep it.
+    {6, R"sql(
+ALTER TABLE tasks ADD COLUMN event_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE tasks SET event_seq = (SELECT MAX(resource_seq) FROM outbox WHERE resource_id = tasks.id AND type GLOB 'task_*')
+  WHERE id IN (SELECT resource_id FROM outbox WHERE type GLOB 'task_*');
+DROP INDEX outbox_resource;
+CREATE INDEX outbox_resource ON outbox (resource_id, resource_seq) WHERE type NOT GLOB 'task_*';
+)sql"},
 };
 static_assert(kMigrations[std::size(kMigrations) - 1].version == SqliteTaskStore::kSchemaVersion,
               "kSchemaVersion is the last migration's version");
@@ -313,17 +324,25 @@ struct SqliteTaskStore::Statements {
   Stmt upd;
   Stmt event;
   explicit Statements(sqlite3* db)
-      : ins(db, std::string("INSERT INTO tasks (") + kColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+      : ins(db, std::string("INSERT INTO tasks (") + kColumns +
+                    ", event_seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         upd(db,
             "UPDATE tasks SET status=?, attempts=?, result=?, error=?, started_ms=?, finished_ms=?, "
-            "not_before_ms=? WHERE id=?"),
+            "not_before_ms=?, event_seq=? WHERE id=?"),
         event(db,
               "INSERT INTO outbox (seq, event_id, type, resource_id, resource_seq, ts_ns, source, data, delivered_ms) "
               "VALUES (?,?,?,?,?,?,?,?,?)"),
         lookup(db,
-               "SELECT MAX(m) FROM (SELECT MAX(resource_seq) AS m FROM outbox WHERE resource_id=?1 "
-               "UNION ALL SELECT last_seq FROM event_resources WHERE resource_id=?1)") {}
+               "SELECT MAX(m) FROM (SELECT event_seq AS m FROM tasks WHERE id=?1 "
+               "UNION ALL SELECT MAX(resource_seq) FROM outbox WHERE resource_id=?1 AND type NOT GLOB 'task_*' "
+               "UNION ALL SELECT last_seq FROM event_resources WHERE resource_id=?1)"),
+        sync_task(db, "UPDATE tasks SET event_seq=?2 WHERE id=?1 AND event_seq < ?2"),
+        sync_other(db,
+                   "INSERT INTO event_resources (resource_id, last_seq) VALUES (?1, ?2) "
+                   "ON CONFLICT(resource_id) DO UPDATE SET last_seq=MAX(last_seq, excluded.last_seq)") {}
   Stmt lookup;
+  Stmt sync_task;
+  Stmt sync_other;
 };
 
 SqliteTaskStore::SqliteTaskStore(std::string path, sqlite3* writer, sqlite3* reader, sqlite3* checkpointer,
@@ -469,6 +488,11 @@ void SqliteTaskStore::commit(std::vector<WriteQueue::Write>& batch, std::vector<
     const std::string& payload = batch[i].payload_json;
     const std::string result = batch[i].is_insert && t.result.empty() ? std::string("{}") : dump(t.result);
     const char* status = toString(t.status);
+    // The row carries the number its task's last event will have once this write's
+    // events are stored (they are stamped after the row, and only if it is written).
+    std::int64_t own_events = 0;
+    for (const auto& e : batch[i].events) own_events += isTaskEvent(e) && e.resource_id == t.id ? 1 : 0;
+    const std::int64_t event_seq = (batch[i].is_insert ? 0 : stamper_->last(t.id)) + own_events;
     if (batch[i].is_insert) {
       sqlite3_bind_int64(st, 1, t.seq);
       sqlite3_bind_text(st, 2, t.id.c_str(), static_cast<int>(t.id.size()), SQLITE_STATIC);
@@ -487,6 +511,7 @@ void SqliteTaskStore::commit(std::vector<WriteQueue::Write>& batch, std::vector<
       sqlite3_bind_int64(st, 15, t.not_before_ms);
       sqlite3_bind_text(st, 16, retryToText(t.retry).c_str(), -1, SQLITE_TRANSIENT);
       sqlite3_bind_text(st, 17, t.queue.c_str(), static_cast<int>(t.queue.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(st, 18, event_seq);
     } else {
       sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
       sqlite3_bind_int(st, 2, t.attempts);
@@ -495,7 +520,8 @@ void SqliteTaskStore::commit(std::vector<WriteQueue::Write>& batch, std::vector<
       sqlite3_bind_int64(st, 5, t.started_ms);
       sqlite3_bind_int64(st, 6, t.finished_ms);
       sqlite3_bind_int64(st, 7, t.not_before_ms);
-      sqlite3_bind_text(st, 8, t.id.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(st, 8, event_seq);
+      sqlite3_bind_text(st, 9, t.id.c_str(), -1, SQLITE_TRANSIENT);
     }
     const int rc = sqlite3_step(st);
     if (rc == SQLITE_CONSTRAINT) {
@@ -505,8 +531,14 @@ void SqliteTaskStore::commit(std::vector<WriteQueue::Write>& batch, std::vector<
     } else if (!batch[i].is_insert && sqlite3_changes(writer_) == 0) {
       outcomes[i] = Error{"task '" + t.id + "' not found", ErrorKind::NotFound};
     }
-    if (outcomes[i].ok()) tx = storeEvents(batch[i].events);
+    if (outcomes[i].ok()) {
+      tx = storeEvents(batch[i].events);
+      if (auto it = unsynced_task_seqs_.find(t.id); it != unsynced_task_seqs_.end() && it->second == event_seq) {
+        unsynced_task_seqs_.erase(it);  // the row just written holds it
+      }
+    }
   }
+  if (tx.ok()) tx = syncTaskSeqs();
   if (tx.ok()) tx = exec(writer_, "COMMIT");
   if (tx.ok()) {
     stamper_->commit();
@@ -518,6 +550,7 @@ void SqliteTaskStore::commit(std::vector<WriteQueue::Write>& batch, std::vector<
     for (auto& o : outcomes) o = Error{"task store: " + tx.error(), ErrorKind::Unavailable};
   }
   uncommitted_pending_ = 0;
+  unsynced_task_seqs_.clear();
   std::lock_guard lock(error_mu_);
   last_error_ = tx.ok() ? "" : tx.error();
 }
@@ -545,6 +578,27 @@ Status SqliteTaskStore::storeEvents(std::vector<Event>& events) {
     }
     if (sqlite3_step(st) != SQLITE_DONE) {
       return Error{std::string("sqlite: outbox: ") + sqlite3_errmsg(writer_), ErrorKind::Internal};
+    }
+    if (isTaskEvent(e)) unsynced_task_seqs_[e.resource_id] = e.resource_seq;
+  }
+  return Status::Ok();
+}
+
+// A task event stored without its row being written with its number (none of ours
+// today; kept so that numbering stays right whatever writes one): the row gets it, or
+// with no such row, event_resources does.
+Status SqliteTaskStore::syncTaskSeqs() {
+  for (const auto& [id, seq] : unsynced_task_seqs_) {
+    for (sqlite3_stmt* st : {statements_->sync_task.st, statements_->sync_other.st}) {
+      sqlite3_reset(st);
+      sqlite3_bind_text(st, 1, id.c_str(), static_cast<int>(id.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(st, 2, seq);
+      if (sqlite3_step(st) != SQLITE_DONE) {
+        return Error{std::string("sqlite: event numbers: ") + sqlite3_errmsg(writer_), ErrorKind::Internal};
+      }
+      const bool row_has_it = st == statements_->sync_task.st && sqlite3_changes(writer_) > 0;
+      sqlite3_reset(st);
+      if (row_has_it) break;
     }
   }
   return Status::Ok();

@@ -11,6 +11,7 @@
 #include <deque>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <thread>
 
 #include "orchestrator/events/EventLog.h"
@@ -84,7 +85,7 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore, public Eve
   Result<std::optional<SlurmJobRecord>> getSlurmJob(const std::string& task_id, int attempt) override;
   Result<std::optional<SlurmJobRecord>> latestSlurmJob(const std::string& task_id) override;
 
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
   const std::string& path() const { return path_; }
 
  private:
@@ -96,6 +97,7 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore, public Eve
   void writeOp(std::function<Status(sqlite3*)> op, Done done, std::vector<Event> events = {});
   // Stamps and inserts a write's events (writer thread, inside the batch's transaction).
   Status storeEvents(std::vector<Event>& events);
+  Status syncTaskSeqs();
   // A read on the reader connection.
   Status read(const std::function<Status(sqlite3*)>& fn);
   Result<std::optional<SlurmJobRecord>> readSlurmJob(const std::string& where,
@@ -127,6 +129,10 @@ class SqliteTaskStore final : public TaskStore, public WorkflowStore, public Eve
   std::atomic<std::int64_t> pending_{0};     // events waiting for the relay
   std::atomic<std::int64_t> last_seq_{0};
   std::int64_t uncommitted_pending_ = 0;     // writer thread only
+  // A task's events (task_*) are numbered from its row's event_seq, not from an index
+  // of the outbox; while a transaction is open: task id -> its last task event's number
+  // where the row does not hold it yet (writer thread only).
+  std::unordered_map<std::string, std::int64_t> unsynced_task_seqs_;
   std::unique_ptr<WriteQueue> writes_;       // last: its thread uses the rest
 };
 

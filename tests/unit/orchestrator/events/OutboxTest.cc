@@ -3,9 +3,11 @@
 // pruning, and numbering that continues across a reopen. Also the event model's JSON.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <future>
 
 #include <nlohmann/json.hpp>
+#include <sqlite3.h>
 
 #include "orchestrator/events/EventLog.h"
 #include "orchestrator/store/MemoryTaskStore.h"
@@ -177,4 +179,104 @@ TEST_CASE("events: a type filter names what it does not know", "[events]") {
   CHECK(eventMatches({"workflow_*"}, "workflow_step_started"));
   CHECK_FALSE(eventMatches({"workflow_*"}, "task_started"));
   CHECK(eventMatches({}, "anything"));
+}
+
+namespace {
+
+// The next event of a resource once the store has been reopened (nothing cached).
+std::int64_t lastSeqOf(EventLog& log, const std::string& resource) {
+  std::int64_t last = 0;
+  for (const auto& e : all(log)) {
+    if (e.resource_id == resource) last = std::max(last, e.resource_seq);
+  }
+  return last;
+}
+
+void submitAndStart(SqliteTaskStore& st, const std::string& id, std::int64_t seq) {
+  REQUIRE(wait([&](auto d) { st.insert(task(id, seq), d); }).ok());
+  REQUIRE(wait([&](auto d) { st.update(task(id, seq, TaskStatus::Running), d); }).ok());
+}
+
+Event slurmEvent(const std::string& type, const std::string& task_id) {
+  return makeEvent(type, {{"task_id", task_id}, {"attempt", "1"}, {"status", "pending"}});
+}
+
+}  // namespace
+
+TEST_CASE("outbox: a task's numbering goes on after a reopen, whichever write stored its last event (sqlite store)",
+          "[events]") {
+  const auto dir = dspy::test::tempDir();
+  {
+    auto s = SqliteTaskStore::open(dir, SyncMode::Normal);
+    REQUIRE(s.ok());
+    auto& st = *s.value();
+    submitAndStart(st, "t1", 1);
+    // A task's event that is not a task event (its row is not written with it).
+    REQUIRE(wait([&](auto d) { st.appendEvents({slurmEvent("slurm_job_submitted", "t1")}, d); }).ok());
+    // A task's event written with no row write at all: the row still learns its number;
+    // with no row, event_resources does.
+    REQUIRE(wait([&](auto d) { st.insert(task("t2", 2), d); }).ok());
+    REQUIRE(wait([&](auto d) { st.appendEvents({makeEvent("task_retrying", {{"task_id", "t2"}})}, d); }).ok());
+    REQUIRE(wait([&](auto d) { st.appendEvents({makeEvent("task_started", {{"task_id", "ghost"}})}, d); }).ok());
+    // Three writes of one task queued at once (they may share a transaction, where only
+    // the last update writes the row).
+    std::promise<dspy::Status> first, second, third;
+    st.insert(task("t3", 3), [&](dspy::Status x) { first.set_value(x); });
+    st.update(task("t3", 3, TaskStatus::Running), [&](dspy::Status x) { second.set_value(x); });
+    st.update(task("t3", 3, TaskStatus::Completed), [&](dspy::Status x) { third.set_value(x); });
+    REQUIRE(first.get_future().get().ok());
+    REQUIRE(second.get_future().get().ok());
+    REQUIRE(third.get_future().get().ok());
+    CHECK(lastSeqOf(st, "t1") == 3);
+    CHECK(lastSeqOf(st, "t2") == 2);
+    CHECK(lastSeqOf(st, "ghost") == 1);
+    CHECK(lastSeqOf(st, "t3") == 3);
+  }
+  auto s = SqliteTaskStore::open(dir, SyncMode::Normal);
+  REQUIRE(s.ok());
+  auto& st = *s.value();
+  REQUIRE(wait([&](auto d) { st.update(task("t1", 1, TaskStatus::Completed), d); }).ok());
+  CHECK(all(st).back().resource_seq == 4);
+  // After its final event a task leaves the numbering cache: a late event looks it up.
+  REQUIRE(wait([&](auto d) { st.appendEvents({slurmEvent("slurm_job_completed", "t1")}, d); }).ok());
+  CHECK(all(st).back().resource_seq == 5);
+  REQUIRE(wait([&](auto d) { st.update(task("t2", 2, TaskStatus::Running), d); }).ok());
+  CHECK(all(st).back().resource_seq == 3);
+  REQUIRE(wait([&](auto d) { st.appendEvents({makeEvent("task_completed", {{"task_id", "ghost"}})}, d); }).ok());
+  CHECK(all(st).back().resource_seq == 2);
+  REQUIRE(wait([&](auto d) { st.appendEvents({slurmEvent("slurm_job_completed", "t3")}, d); }).ok());
+  CHECK(all(st).back().resource_seq == 4);
+}
+
+TEST_CASE("outbox: a version-5 store gets its tasks' event numbers from the outbox when it migrates", "[events]") {
+  const auto dir = dspy::test::tempDir();
+  {
+    auto s = SqliteTaskStore::open(dir, SyncMode::Normal);
+    REQUIRE(s.ok());
+    auto& st = *s.value();
+    submitAndStart(st, "t1", 1);
+    REQUIRE(wait([&](auto d) { st.insert(task("t2", 2), d); }).ok());
+    REQUIRE(wait([&](auto d) { st.appendEvents({slurmEvent("slurm_job_submitted", "t2")}, d); }).ok());
+  }
+  // Back to version 5's shape: no event_seq, every event in the resource index.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open((dir + "/orchestrator.db").c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, R"sql(
+    DROP INDEX outbox_resource;
+    CREATE INDEX outbox_resource ON outbox (resource_id, resource_seq);
+    ALTER TABLE tasks DROP COLUMN event_seq;
+    PRAGMA user_version = 5;)sql",
+                              nullptr, nullptr, &err);
+  INFO((err != nullptr ? err : ""));
+  sqlite3_free(err);
+  sqlite3_close(db);
+  REQUIRE(rc == SQLITE_OK);
+  auto s = SqliteTaskStore::open(dir, SyncMode::Normal);
+  REQUIRE(s.ok());
+  auto& st = *s.value();
+  REQUIRE(wait([&](auto d) { st.update(task("t1", 1, TaskStatus::Completed), d); }).ok());
+  CHECK(all(st).back().resource_seq == 3);
+  REQUIRE(wait([&](auto d) { st.update(task("t2", 2, TaskStatus::Running), d); }).ok());
+  CHECK(all(st).back().resource_seq == 3);
 }
