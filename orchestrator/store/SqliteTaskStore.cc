@@ -1,6 +1,7 @@
 // SQLite task store with group commit.
 #include "orchestrator/store/SqliteTaskStore.h"
 #include "orchestrator/store/SqliteCommon.h"
+#include "orchestrator/store/StoreBackup.h"
 
 #include <spdlog/spdlog.h>
 #include <fcntl.h>
@@ -290,6 +291,20 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::open(const std::string
     return Error{path + " has schema version " + std::to_string(current) + ", newer than this build's " +
                      std::to_string(kSchemaVersion) + ": upgrade the orchestrator",
                  ErrorKind::FailedPrecondition};
+  }
+  if (current >= 1 && current < kSchemaVersion) {
+    // An older orchestrator refuses a migrated store: keep the way back (dspy-agent
+    // restore of this copy, with the older release).
+    const std::string copy = path + ".before-schema-" + std::to_string(current);
+    auto kept = backupStore(dir, copy);
+    if (!kept) {
+      sqlite3_close_v2(writer);
+      return Error{path + ": not migrating schema " + std::to_string(current) + " to " +
+                       std::to_string(kSchemaVersion) + " without a copy of it first: " + kept.error(),
+                   ErrorKind::FailedPrecondition};
+    }
+    spdlog::info("store {}: migrating schema {} to {}; the store as it was is kept in {}", path, current,
+                 kSchemaVersion, copy);
   }
   for (const auto& m : kMigrations) {
     if (m.version <= current) continue;

@@ -12,6 +12,7 @@
 #include "orchestrator/events/EventLog.h"
 #include "orchestrator/store/MemoryTaskStore.h"
 #include "orchestrator/store/SqliteTaskStore.h"
+#include "orchestrator/store/StoreBackup.h"
 #include "tests/support/Process.h"
 
 using namespace dspy::orchestrator;
@@ -248,7 +249,8 @@ TEST_CASE("outbox: a task's numbering goes on after a reopen, whichever write st
   CHECK(all(st).back().resource_seq == 4);
 }
 
-TEST_CASE("outbox: a version-5 store gets its tasks' event numbers from the outbox when it migrates", "[events]") {
+TEST_CASE("outbox: a version-5 store gets its tasks' event numbers from the outbox when it migrates, a copy kept",
+          "[events]") {
   const auto dir = dspy::test::tempDir();
   {
     auto s = SqliteTaskStore::open(dir, SyncMode::Normal);
@@ -274,6 +276,12 @@ TEST_CASE("outbox: a version-5 store gets its tasks' event numbers from the outb
   REQUIRE(rc == SQLITE_OK);
   auto s = SqliteTaskStore::open(dir, SyncMode::Normal);
   REQUIRE(s.ok());
+  // The store as it was before the migration is kept beside it, for an older release.
+  auto kept = inspectStore(dir + "/orchestrator.db.before-schema-5");
+  REQUIRE(kept.ok());
+  CHECK(kept.value().schema_version == 5);
+  CHECK(kept.value().rows.at("tasks") == 2);
+  CHECK(kept.value().rows.at("outbox") == 4);
   auto& st = *s.value();
   REQUIRE(wait([&](auto d) { st.update(task("t1", 1, TaskStatus::Completed), d); }).ok());
   CHECK(all(st).back().resource_seq == 3);

@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <future>
 
@@ -149,6 +150,9 @@ TEST_CASE("sqlite store: a new database gets the migrations' tables and version,
   CHECK(tables == std::vector<std::string>{"event_resources", "meta", "outbox", "slurm_jobs", "tasks",
                                            "workflow_runs", "workflow_steps", "workflow_versions", "workflows"});
   CHECK(version == SqliteTaskStore::kSchemaVersion);
+  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    CHECK(f.path().filename().string().find("before-schema") == std::string::npos);  // nothing to keep
+  }
 }
 
 TEST_CASE("sqlite store: a version-1 database with the first builds' draft tables migrates, keeping its tasks",
