@@ -176,8 +176,10 @@ def test_header_floods_are_refused(orch):
     r = raw(addr, b"GET /" + b"a" * (2 * MIB) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status_of(r) in (None, 400, 404, 414), r[:200]
     assert serving(addr)
-    after = proc_status(pid)
-    assert after["rss_mb"] - before["rss_mb"] < RSS_SLACK_MB, (before, after)
+    # Reading a flood takes memory for a moment (the HTTP library buffers a header line
+    # whole before it checks its length); it must go back to the system, not stay.
+    eventually(lambda: proc_status(pid)["rss_mb"] - before["rss_mb"] < RSS_SLACK_MB, 20,
+               what=f"RSS back within {RSS_SLACK_MB} MB of {before['rss_mb']:.1f} MB")
 
 
 @pytest.mark.parametrize("depth", [1000, 100_000])
