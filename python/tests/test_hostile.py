@@ -22,6 +22,10 @@ from conftest import ROOT, Daemon
 from envstack import eventually
 from test_orchestrator import Orchestrator, classes_yaml
 
+# Also run against the release daemons when the test command runs two passes: the
+# memory bounds below are only meaningful there (ASan keeps freed memory in quarantine).
+pytestmark = pytest.mark.both_passes
+
 MIB = 1024 * 1024
 # How far RSS may rise over an attack. AddressSanitizer keeps freed memory in its
 # quarantine (256 MiB by default), so the daemons built with it get a wider bound.
