@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <future>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
@@ -193,6 +194,12 @@ std::int64_t lastSeqOf(EventLog& log, const std::string& resource) {
   return last;
 }
 
+std::unique_ptr<SqliteTaskStore> openStore(const std::string& dir) {
+  auto s = SqliteTaskStore::open(dir, SyncMode::Normal);
+  REQUIRE(s.ok());
+  return std::move(s.value());
+}
+
 void submitAndStart(SqliteTaskStore& st, const std::string& id, std::int64_t seq) {
   REQUIRE(wait([&](auto d) { st.insert(task(id, seq), d); }).ok());
   REQUIRE(wait([&](auto d) { st.update(task(id, seq, TaskStatus::Running), d); }).ok());
@@ -208,9 +215,8 @@ TEST_CASE("outbox: a task's numbering goes on after a reopen, whichever write st
           "[events]") {
   const auto dir = dspy::test::tempDir();
   {
-    auto s = SqliteTaskStore::open(dir, SyncMode::Normal);
-    REQUIRE(s.ok());
-    auto& st = *s.value();
+    auto s = openStore(dir);
+    auto& st = *s;
     submitAndStart(st, "t1", 1);
     // A task's event that is not a task event (its row is not written with it).
     REQUIRE(wait([&](auto d) { st.appendEvents({slurmEvent("slurm_job_submitted", "t1")}, d); }).ok());
@@ -233,9 +239,8 @@ TEST_CASE("outbox: a task's numbering goes on after a reopen, whichever write st
     CHECK(lastSeqOf(st, "ghost") == 1);
     CHECK(lastSeqOf(st, "t3") == 3);
   }
-  auto s = SqliteTaskStore::open(dir, SyncMode::Normal);
-  REQUIRE(s.ok());
-  auto& st = *s.value();
+  auto s = openStore(dir);
+  auto& st = *s;
   REQUIRE(wait([&](auto d) { st.update(task("t1", 1, TaskStatus::Completed), d); }).ok());
   CHECK(all(st).back().resource_seq == 4);
   // After its final event a task leaves the numbering cache: a late event looks it up.
@@ -253,9 +258,8 @@ TEST_CASE("outbox: a version-5 store gets its tasks' event numbers from the outb
           "[events]") {
   const auto dir = dspy::test::tempDir();
   {
-    auto s = SqliteTaskStore::open(dir, SyncMode::Normal);
-    REQUIRE(s.ok());
-    auto& st = *s.value();
+    auto s = openStore(dir);
+    auto& st = *s;
     submitAndStart(st, "t1", 1);
     REQUIRE(wait([&](auto d) { st.insert(task("t2", 2), d); }).ok());
     REQUIRE(wait([&](auto d) { st.appendEvents({slurmEvent("slurm_job_submitted", "t2")}, d); }).ok());
@@ -274,15 +278,14 @@ TEST_CASE("outbox: a version-5 store gets its tasks' event numbers from the outb
   sqlite3_free(err);
   sqlite3_close(db);
   REQUIRE(rc == SQLITE_OK);
-  auto s = SqliteTaskStore::open(dir, SyncMode::Normal);
-  REQUIRE(s.ok());
+  auto s = openStore(dir);
   // The store as it was before the migration is kept beside it, for an older release.
   auto kept = inspectStore(dir + "/orchestrator.db.before-schema-5");
   REQUIRE(kept.ok());
   CHECK(kept.value().schema_version == 5);
   CHECK(kept.value().rows.at("tasks") == 2);
   CHECK(kept.value().rows.at("outbox") == 4);
-  auto& st = *s.value();
+  auto& st = *s;
   REQUIRE(wait([&](auto d) { st.update(task("t1", 1, TaskStatus::Completed), d); }).ok());
   CHECK(all(st).back().resource_seq == 3);
   REQUIRE(wait([&](auto d) { st.update(task("t2", 2, TaskStatus::Running), d); }).ok());
