@@ -290,5 +290,9 @@ TEST_CASE("sqlite store: the WAL starts over after checkpoints instead of growin
   }
   INFO("largest WAL seen: " << largest << " bytes");
   CHECK(largest > 0);
-  CHECK(largest < 24LL * 1024 * 1024);
+  // These writes take about 25 KB of WAL each: about 150 MB if it never started over.
+  // It starts over after each checkpoint past 3,000 pages (about 12 MB), unless the
+  // background checkpoint holds the checkpoint lock then (its fsync under load): a CI
+  // run under parallel tests saw 32.7 MB once, 26 MB was seen with the CPUs saturated.
+  CHECK(largest < 48LL * 1024 * 1024);
 }
