@@ -2,7 +2,11 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <chrono>
 #include <filesystem>
@@ -127,21 +131,46 @@ Result<StoreSummary> restoreStore(const std::string& file, const std::string& di
   } unlock{lock.value()};
   const std::string db = dir + "/orchestrator.db";
   moved_to->clear();
-  if (fs::exists(db)) {
+  // The copy is made and made the daemon's before anything moves: a restore that fails
+  // leaves the store as it was. It takes the owner (and mode) of the database it
+  // replaces, else of the directory: a restore run as root must not leave a file the
+  // daemon's own user cannot write (systemd runs it as dspy-agent).
+  const std::string tmp = db + ".restoring";
+  fs::copy_file(file, tmp, fs::copy_options::overwrite_existing, ec);
+  if (ec) return Error{"cannot copy " + file + " into " + dir + ": " + ec.message(), ErrorKind::Internal};
+  struct ::stat owner {};
+  const bool replacing = ::stat(db.c_str(), &owner) == 0;
+  if (replacing || ::stat(dir.c_str(), &owner) == 0) {
+    struct ::stat mine {};
+    const bool differs = ::stat(tmp.c_str(), &mine) != 0 || mine.st_uid != owner.st_uid || mine.st_gid != owner.st_gid;
+    if ((differs && ::chown(tmp.c_str(), owner.st_uid, owner.st_gid) != 0) ||
+        (replacing && ::chmod(tmp.c_str(), owner.st_mode & 07777) != 0)) {
+      const std::string why = std::strerror(errno);
+      fs::remove(tmp, ec);
+      return Error{"cannot give the restored database the owner " + std::to_string(owner.st_uid) + ":" +
+                       std::to_string(owner.st_gid) + " of " + (replacing ? db : dir) + ": " + why +
+                       " (run the restore as root or as that user)",
+                   ErrorKind::FailedPrecondition};
+    }
+  }
+  if (Status s = syncFile(tmp); !s.ok()) {
+    fs::remove(tmp, ec);
+    return s.fullError();
+  }
+  if (replacing) {
     const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
     *moved_to = db + ".before-restore-" + std::to_string(now);
     fs::rename(db, *moved_to, ec);
-    if (ec) return Error{"cannot move " + db + " aside: " + ec.message(), ErrorKind::Internal};
+    if (ec) {
+      fs::remove(tmp, ec);
+      return Error{"cannot move " + db + " aside: " + ec.message(), ErrorKind::Internal};
+    }
     for (const char* side : {"-wal", "-shm"}) {
       if (fs::exists(db + side)) fs::rename(db + side, *moved_to + side, ec);
     }
   }
-  const std::string tmp = db + ".restoring";
-  fs::copy_file(file, tmp, fs::copy_options::overwrite_existing, ec);
-  if (ec) return Error{"cannot copy " + file + " into " + dir + ": " + ec.message(), ErrorKind::Internal};
-  if (Status s = syncFile(tmp); !s.ok()) return s.fullError();
   fs::rename(tmp, db, ec);
   if (ec) return Error{"cannot move " + tmp + " to " + db + ": " + ec.message(), ErrorKind::Internal};
   return summary;

@@ -155,6 +155,47 @@ chmod +x /var/tmp/bad/orchestrator/orchestrator""")
     assert '"health":"ok"' in ex("curl -fsS 127.0.0.1:9097/health").stdout
 
 
+def test_a_rollback_under_systemd_puts_back_the_store_a_failed_release_migrated(machine):
+    """The failed release migrates the store (a copy first, as ours do) before it fails;
+    the previous release refuses a newer store, so the rollback restores the copy, owned
+    by the daemon's user so that it can write it."""
+    ex, _ = machine
+    assert ex("systemctl start dspy-agent.target").returncode == 0
+    previous = ex("readlink /usr/local/lib/dspy-agent/current").stdout.strip()
+    # A shell stand-in: the schema version is the big-endian word at offset 60 of the
+    # database header (no sqlite3 in this image); the daemon left no WAL when it stopped.
+    made = ex(r"""set -e
+mkdir -p /var/tmp/mig/orchestrator /var/tmp/mig/env_manager /var/tmp/mig/cli
+cp /src/build/release/env_manager/env-manager /var/tmp/mig/env_manager/
+cp /src/build/release/cli/dspy-agent /var/tmp/mig/cli/
+cat >/var/tmp/mig/orchestrator/orchestrator <<'SH'
+#!/bin/sh
+[ "$1" = --version ] && { echo "orchestrator 9.9.9"; exit 0; }
+db=/var/lib/dspy-agent/orchestrator/orchestrator.db
+[ -s "$db-wal" ] && { echo "a WAL is left: not a stopped store" >&2; exit 2; }
+v=$(od -An -tu1 -j60 -N4 "$db" | awk '{print $1*16777216+$2*65536+$3*256+$4}')
+cp "$db" "$db.before-schema-$v"
+printf "\000\000\000\$(printf %03o $((v + 1)))" | dd of="$db" bs=1 seek=60 conv=notrunc status=none
+echo "migrated the store to $((v + 1)), then failed" >&2
+exit 1
+SH
+chmod +x /var/tmp/mig/orchestrator/orchestrator""")
+    assert made.returncode == 0, made.stderr
+    r = ex("bash /src/scripts/upgrade.sh --build /var/tmp/mig --release migrating --timeout 15", timeout=300)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "migrated the store in /var/lib/dspy-agent/orchestrator from schema" in r.stderr, r.stderr
+    assert "rolled back" in r.stderr, r.stderr
+    assert ex("readlink /usr/local/lib/dspy-agent/current").stdout.strip() == previous
+    eventually(lambda: ex("systemctl is-active dspy-env-manager dspy-orchestrator").stdout.split() ==
+               ["active", "active"], 60, what="the previous release runs again on the restored store")
+    store = ex("ls -l /var/lib/dspy-agent/orchestrator/").stdout
+    assert "before-restore-" in store, store
+    assert ex("stat -c %U /var/lib/dspy-agent/orchestrator/orchestrator.db").stdout.strip() == "dspy-agent"
+    # It writes to the restored store: a task is accepted and runs.
+    t = ex("dspy-agent tasks submit cpu_short --id sd-after-rollback --wait command=whoami", timeout=120)
+    assert t.returncode == 0 and "process as dspy-agent" in t.stdout, t.stdout + t.stderr
+
+
 def test_the_cli_runs_the_system_through_systemd_services_and_tasks_included(machine):
     """Inside the sandbox: `dspy-agent restart` goes through the target, starts a service
     (a container on the host's Docker, health-checked with docker exec), and a process
