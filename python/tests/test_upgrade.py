@@ -1,7 +1,8 @@
 """scripts/upgrade.sh on an installation in a staging root whose daemons were started by
 `dspy-agent start` (no systemd here): a good release is switched to and its daemons run;
 a release whose orchestrator cannot start is rolled back by itself, and the previous
-release runs again."""
+release runs again; so is one that migrated the store first, and the rollback puts the
+store's pre-migration copy back."""
 
 import json
 import os
