@@ -24,7 +24,21 @@ void DependencyWalk::Step::release() {
 }
 
 DependencyWalk::DependencyWalk(const ServiceGraph& graph, int max_concurrent)
-    : graph_(graph), slots_(std::clamp(max_concurrent, 1, 1024)) {}
+    : graph_(graph), slots_(std::clamp(max_concurrent, 1, 1024)) {
+  // Dependents come after their dependencies in this order, so walking it backwards
+  // sees every dependent's rank before the services it depends on.
+  const auto order = graph_.topologicalOrder();
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    int r = 0;
+    for (const auto& d : graph_.dependents(*it)) r = std::max(r, 1 + ranks_.at(d));
+    ranks_[*it] = r;
+  }
+}
+
+int DependencyWalk::rank(const std::string& service) const {
+  auto it = ranks_.find(service);
+  return it == ranks_.end() ? 0 : it->second;
+}
 
 void DependencyWalk::run(const std::set<std::string>& services, Order order,
                          const std::function<void(const std::string&, Step&)>& step, std::stop_token stop) {
@@ -59,6 +73,39 @@ bool DependencyWalk::withSlot(const std::function<void()>& op, std::stop_token s
   } give{slots_};
   op();
   return true;
+}
+
+int DependencyWalk::turnsHeldBack() const {
+  std::lock_guard lock(start_mu_);
+  if (waiting_ranks_.empty()) return 0;
+  const int top = std::max(*waiting_ranks_.rbegin(), inside_ranks_.empty() ? -1 : *inside_ranks_.rbegin());
+  return static_cast<int>(std::count_if(waiting_ranks_.begin(), waiting_ranks_.end(), [&](int r) { return r < top; }));
+}
+
+std::optional<DependencyWalk::StartTurn> DependencyWalk::startTurn(const std::string& service, std::stop_token stop) {
+  const int r = rank(service);
+  std::unique_lock lock(start_mu_);
+  waiting_ranks_.insert(r);
+  start_cv_.wait(lock, stop, [&] {
+    return r >= *waiting_ranks_.rbegin() && (inside_ranks_.empty() || r >= *inside_ranks_.rbegin());
+  });
+  waiting_ranks_.erase(waiting_ranks_.find(r));
+  if (stop.stop_requested()) {
+    lock.unlock();
+    start_cv_.notify_all();  // a lower rank may go now that this one left
+    return std::nullopt;
+  }
+  inside_ranks_.insert(r);
+  return StartTurn(this, r);
+}
+
+DependencyWalk::StartTurn::~StartTurn() {
+  if (walk_ == nullptr) return;
+  {
+    std::lock_guard lock(walk_->start_mu_);
+    walk_->inside_ranks_.erase(walk_->inside_ranks_.find(rank_));
+  }
+  walk_->start_cv_.notify_all();
 }
 
 }  // namespace dspy::envmanager

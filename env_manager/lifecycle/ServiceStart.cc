@@ -76,7 +76,8 @@ ServiceState Lifecycle::startOne(const std::string& name, const std::function<vo
   }
 
   Status up = Status::Ok();
-  if (!walk_.withSlot([&] { up = ensureContainer(spec, emit, stop); }, stop)) {
+  if (!walk_.withSlot([&] { up = ensureContainer(spec, emit, stop); }, stop) ||
+      (!up.ok() && up.kind() == ErrorKind::Cancelled)) {
     return finish(ServiceState::Stopped, "start cancelled");
   }
   step.release();  // the container runs (or failed): dependents may look at it now
@@ -194,6 +195,7 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
     }
   }
   const bool reused = !id.empty();
+  std::optional<DependencyWalk::StartTurn> turn;  // the create+start, in critical-path order
   if (id.empty()) {
     // Image: pull only when it is not there yet.
     auto image = docker_.inspectImage(spec.image);
@@ -225,6 +227,11 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
           stop);
       if (!pulled.ok()) return Error{"pull " + spec.image + " failed: " + pulled.error(), pulled.kind()};
     }
+    if (auto t = walk_.startTurn(name, stop)) {
+      turn.emplace(std::move(*t));
+    } else {
+      return Error{"start cancelled", ErrorKind::Cancelled};
+    }
     emit({name, "creating", "creating container " + stack_.project + "-" + name, 30});
     {
       std::lock_guard lock(mu_);
@@ -252,6 +259,13 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
     std::lock_guard lock(mu_);
     rt(name).container_id = id;
     rt(name).recreate = false;
+  }
+  if (!turn) {
+    if (auto t = walk_.startTurn(name, stop)) {
+      turn.emplace(std::move(*t));
+    } else {
+      return Error{"start cancelled", ErrorKind::Cancelled};
+    }
   }
   emit({name, "starting", "starting container " + id.substr(0, 12), 50});
   {

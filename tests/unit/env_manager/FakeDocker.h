@@ -35,6 +35,8 @@ class FakeDocker final : public docker::DockerApi {
 
   std::set<std::string> images;         // present locally
   std::set<std::string> pullable;       // can be pulled
+  // A pull of the image waits (real time, at most 5 s) until this entry is in the log.
+  std::map<std::string, std::string> pull_waits_for;
   std::map<std::string, int> exit_on_start;  // service -> exit code right after start
   int task_exit_code = 0;
   bool task_runs_until_killed = false;
@@ -101,6 +103,12 @@ class FakeDocker final : public docker::DockerApi {
                    std::stop_token) override {
     note("pull " + ref);
     if (!pullable.count(ref)) return Error{"pull access denied for " + ref, ErrorKind::NotFound};
+    if (auto gate = pull_waits_for.find(ref); gate != pull_waits_for.end()) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (indexOf(gate->second) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
     on_progress({"layer1", "Downloading", 50, 100});
     on_progress({"layer1", "Downloading", 100, 100});
     std::lock_guard lock(mu_);

@@ -6,11 +6,14 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
+#include <stop_token>
 #include <vector>
 
 #include "env_manager/lifecycle/DependencyWalk.h"
+#include "tests/support/Process.h"
 #include "tests/unit/env_manager/FakeDocker.h"
 
 using namespace std::chrono_literals;
@@ -170,4 +173,68 @@ TEST_CASE("a stopped walk no longer holds services back, and a stopped slot wait
   bool ran = false;
   REQUIRE(walk.withSlot([&] { CHECK_FALSE(walk.withSlot([&] { ran = true; }, stop.get_token())); }));
   CHECK_FALSE(ran);
+}
+
+TEST_CASE("a service's start rank is the longest chain of services that wait for it", "[lifecycle][walk]") {
+  const auto stack = dspy::test::defaultStack();
+  ServiceGraph graph(stack);
+  DependencyWalk walk(graph, 4);
+  CHECK(walk.rank("redis") == 2);  // infermesh-node-a, then infermesh-router
+  CHECK(walk.rank("infermesh-node-a") == 1);
+  CHECK(walk.rank("zookeeper") == 1);  // kafka
+  CHECK(walk.rank("infermesh-router") == 0);
+  CHECK(walk.rank("ollama") == 0);
+  CHECK(walk.rank("not-a-service") == 0);
+}
+
+TEST_CASE("start turns go to the longest chain first; a lower rank already in does not hold a higher back",
+          "[lifecycle][walk]") {
+  const auto stack = dspy::test::defaultStack();
+  ServiceGraph graph(stack);
+  DependencyWalk walk(graph, 8);
+  auto held = [&](int n) { return dspy::test::eventually([&] { return walk.turnsHeldBack() == n; }, 5s); };
+
+  auto leaf = walk.startTurn("ollama");  // rank 0, in
+  REQUIRE(leaf);
+  // redis (rank 2) is not held back by it.
+  auto redis = std::async(std::launch::async, [&] { return walk.startTurn("redis"); });
+  REQUIRE(redis.wait_for(5s) == std::future_status::ready);
+  auto redis_turn = redis.get();
+  REQUIRE(redis_turn);
+  // While redis is in, zookeeper (rank 1) and prometheus (rank 0) wait.
+  auto zk = std::async(std::launch::async, [&] { return walk.startTurn("zookeeper"); });
+  auto prom = std::async(std::launch::async, [&] { return walk.startTurn("prometheus"); });
+  REQUIRE(held(2));
+  CHECK(zk.wait_for(0s) == std::future_status::timeout);
+  CHECK(prom.wait_for(0s) == std::future_status::timeout);
+  // redis done: zookeeper goes, prometheus still waits behind it.
+  redis_turn.reset();
+  REQUIRE(zk.wait_for(5s) == std::future_status::ready);
+  auto zk_turn = zk.get();
+  REQUIRE(zk_turn);
+  REQUIRE(held(1));
+  CHECK(prom.wait_for(0s) == std::future_status::timeout);
+  // Another rank-0 service already in (ollama) does not matter; zookeeper done: it goes.
+  zk_turn.reset();
+  REQUIRE(prom.wait_for(5s) == std::future_status::ready);
+  CHECK(prom.get().has_value());
+  CHECK(walk.turnsHeldBack() == 0);
+}
+
+TEST_CASE("a wait for a start turn gives up when stopped and lets lower ranks go", "[lifecycle][walk]") {
+  const auto stack = dspy::test::defaultStack();
+  ServiceGraph graph(stack);
+  DependencyWalk walk(graph, 8);
+  auto redis = walk.startTurn("redis");
+  REQUIRE(redis);
+  std::stop_source stop_zk;
+  auto zk = std::async(std::launch::async, [&] { return walk.startTurn("zookeeper", stop_zk.get_token()); });
+  auto prom = std::async(std::launch::async, [&] { return walk.startTurn("prometheus"); });
+  REQUIRE(dspy::test::eventually([&] { return walk.turnsHeldBack() == 2; }, 5s));
+  stop_zk.request_stop();
+  REQUIRE(zk.wait_for(5s) == std::future_status::ready);
+  CHECK_FALSE(zk.get().has_value());
+  redis.reset();  // with zookeeper gone, nothing is ahead of prometheus
+  REQUIRE(prom.wait_for(5s) == std::future_status::ready);
+  CHECK(prom.get().has_value());
 }

@@ -81,6 +81,20 @@ TEST_CASE("a service starts as soon as its own dependencies are ready, not when 
   CHECK(before(rig.docker, "start kafka", "healthy ollama"));
 }
 
+TEST_CASE("a pull of a chain's head does not hold back the start of other services", "[lifecycle]") {
+  Rig rig;
+  rig.docker.images.erase("redis:7-alpine");
+  rig.docker.pullable.insert("redis:7-alpine");
+  rig.docker.pull_waits_for["redis:7-alpine"] = "start ollama";
+  Lifecycle::Options o;
+  o.max_concurrent = 16;
+  auto& lc = rig.make(o);
+  auto out = lc.start({"redis", "ollama"}, nullptr);
+  REQUIRE(out.ok());
+  CHECK(out.value().success);
+  CHECK(before(rig.docker, "start ollama", "create redis"));
+}
+
 TEST_CASE("a failed required dependency blocks its dependents while independent services go on", "[lifecycle]") {
   Rig rig;
   rig.docker.images.erase("redis:7-alpine");  // not local and cannot be pulled
