@@ -9,10 +9,10 @@
 
 #include <condition_variable>
 #include <functional>
-#include <mutex>
-#include <semaphore>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <semaphore>
 #include <set>
 #include <stop_token>
 #include <string>

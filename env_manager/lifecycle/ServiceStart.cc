@@ -196,6 +196,12 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
   }
   const bool reused = !id.empty();
   std::optional<DependencyWalk::StartTurn> turn;  // the create+start, in critical-path order
+  const auto take_turn = [&] {
+    if (!turn) {
+      if (auto t = walk_.startTurn(name, stop)) turn.emplace(std::move(*t));
+    }
+    return turn.has_value();
+  };
   if (id.empty()) {
     // Image: pull only when it is not there yet.
     auto image = docker_.inspectImage(spec.image);
@@ -227,11 +233,7 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
           stop);
       if (!pulled.ok()) return Error{"pull " + spec.image + " failed: " + pulled.error(), pulled.kind()};
     }
-    if (auto t = walk_.startTurn(name, stop)) {
-      turn.emplace(std::move(*t));
-    } else {
-      return Error{"start cancelled", ErrorKind::Cancelled};
-    }
+    if (!take_turn()) return Error{"start cancelled", ErrorKind::Cancelled};
     emit({name, "creating", "creating container " + stack_.project + "-" + name, 30});
     {
       std::lock_guard lock(mu_);
@@ -260,13 +262,7 @@ Status Lifecycle::ensureContainer(const ServiceSpec& spec, const std::function<v
     rt(name).container_id = id;
     rt(name).recreate = false;
   }
-  if (!turn) {
-    if (auto t = walk_.startTurn(name, stop)) {
-      turn.emplace(std::move(*t));
-    } else {
-      return Error{"start cancelled", ErrorKind::Cancelled};
-    }
-  }
+  if (!take_turn()) return Error{"start cancelled", ErrorKind::Cancelled};
   emit({name, "starting", "starting container " + id.substr(0, 12), 50});
   {
     std::lock_guard lock(mu_);
